@@ -1,0 +1,48 @@
+# vae-mnist: `make repro` runs the pipeline, `make test` runs the tests; both set up .venv first.
+# Every target puts .venv/bin first on PATH, because DVC runs each stage's `cmd` (and `dvc queue`
+# its workers) with the caller's PATH: without it `python` in dvc.yaml would be the system's.
+
+VENV := $(CURDIR)/.venv
+TOOLS := $(CURDIR)/.tools
+UV_VERSION := 0.13.9
+BOOTSTRAP_PYTHON ?= python3
+UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
+
+export PATH := $(VENV)/bin:$(PATH)
+# Ship .pyc files with the environment: with PYTHONDONTWRITEBYTECODE set (common in CI) every
+# stage would otherwise recompile MLflow and TensorFlow from source on each start.
+export UV_COMPILE_BYTECODE := 1
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.DEFAULT_GOAL := help
+.PHONY: help env repro test test-fast lint format ui
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+env: | $(UV) ## create or update .venv from uv.lock (fast when up to date)
+	@$(UV) sync --locked --quiet
+
+$(TOOLS)/bin/uv: # bootstrap uv inside its own venv (PEP 668 forbids pip outside one)
+	$(BOOTSTRAP_PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+repro: env ## run the whole pipeline (dvc repro); set MNIST_MIRROR to use an offline mirror
+	dvc repro
+
+test: env ## run the whole test suite (end-to-end tests need MNIST_MIRROR or internet)
+	python -m pytest
+
+test-fast: env ## the unit tests only
+	python -m pytest -m "not e2e"
+
+lint: env ## ruff: lint and format check
+	ruff check .
+	ruff format --check .
+
+format: env ## ruff: fix what can be fixed and format
+	ruff check --fix .
+	ruff format .
+
+ui: env ## the MLflow UI on http://127.0.0.1:5000 against the project's store
+	python -m vae_mnist.tracking ui

@@ -1,0 +1,23 @@
+"""DVC stage `download`: the four MNIST files, verified, into the folder given.
+
+Mirrors: the public ones, or the directory or URL in MNIST_MIRROR.
+"""
+
+import argparse
+from pathlib import Path
+
+from vae_mnist.config import load_config
+from vae_mnist.data.download import download_mnist
+from vae_mnist.errors import reports_errors
+
+
+@reports_errors
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("out_dir", type=Path, help="where the .gz files go (a DVC out)")
+    args = parser.parse_args()
+    download_mnist(load_config(), args.out_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""MNIST files: reading, checking and fetching them."""

@@ -1,0 +1,140 @@
+"""MLflow: where the store is, how a stage opens its run, and which tags every run carries.
+
+The one module that knows the store. Default: a sqlite database and an artifact folder at the
+repository root, by absolute path, so that stages run by `dvc exp run --queue` in a temporary copy
+of the repository still write to the user's store. `MLFLOW_TRACKING_URI` replaces it (a shared
+server, say) without any change in code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.exceptions import MlflowException
+
+from vae_mnist.config import PARAMS_FILE, load_config
+from vae_mnist.errors import TrackingError, reports_errors
+
+STORE_FILE = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
+# The UI opens in GenAI mode by default; this experiment tag and URL flag make it land on the
+# training-runs table with the model registry in the sidebar (MLflow 3.x).
+EXPERIMENT_KIND_TAG = {"mlflow.experimentKind": "custom_model_development"}
+UI_URL_SUFFIX = "?workflowType=machine_learning"
+
+
+def project_root() -> Path:
+    """The repository root: DVC_ROOT when DVC runs us (the original root, even for queued runs)."""
+    if dvc_root := os.environ.get("DVC_ROOT"):
+        return Path(dvc_root).resolve()
+    cwd = Path.cwd().resolve()
+    for folder in (cwd, *cwd.parents):
+        if (folder / "dvc.yaml").is_file():
+            return folder
+    return cwd
+
+
+def store() -> tuple[str, str | None]:
+    """(tracking URI, artifact location for new experiments; None to let the server decide)."""
+    if uri := os.environ.get("MLFLOW_TRACKING_URI"):
+        return uri, None
+    root = project_root()
+    return f"sqlite:///{root / STORE_FILE}", (root / ARTIFACTS_DIR).as_uri()
+
+
+def experiment_id(name: str) -> str:
+    """Point MLflow at the store and return the experiment's id, creating it on first use."""
+    # An unreachable server should fail in seconds, not after MLflow's default 7 retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    uri, artifacts = store()
+    mlflow.set_tracking_uri(uri)  # note: this also exports MLFLOW_TRACKING_URI
+    try:
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is None:
+            try:
+                return mlflow.create_experiment(
+                    name, artifact_location=artifacts, tags=EXPERIMENT_KIND_TAG
+                )
+            except MlflowException:  # created meanwhile by a concurrent stage
+                experiment = mlflow.get_experiment_by_name(name)
+                if experiment is None:
+                    raise
+        for key, value in EXPERIMENT_KIND_TAG.items():
+            if experiment.tags.get(key) != value:
+                mlflow.set_experiment_tag(key, value)
+        return experiment.experiment_id
+    except Exception as error:  # sqlalchemy, requests and MLflow errors alike
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise TrackingError(
+            f"MLflow store {uri} cannot be used: {first_line[:300]} "
+            "(check MLFLOW_TRACKING_URI, or unset it to use the project's sqlite store)"
+        ) from None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def run_tags(stage: str) -> dict[str, str]:
+    """Tags that tie a run to its stage, its code and, when DVC ran it, its DVC experiment."""
+    tags = {"stage": stage}
+    if commit := _git("rev-parse", "HEAD"):
+        tags["git.commit"] = commit
+        tags["git.dirty"] = str(bool(_git("status", "--porcelain", "--untracked-files=no")))
+    for variable, tag in (("DVC_EXP_NAME", "dvc.exp_name"), ("DVC_STAGE", "dvc.stage")):
+        if value := os.environ.get(variable):
+            tags[tag] = value
+    return tags
+
+
+@contextmanager
+def stage_run(
+    stage: str, experiment: str, params: Mapping[str, Any] | None = None
+) -> Iterator[mlflow.ActiveRun]:
+    """One MLflow run named after the stage; it ends FAILED if the stage raises."""
+    exp_id = experiment_id(experiment)
+    with mlflow.start_run(experiment_id=exp_id, run_name=stage, tags=run_tags(stage)) as run:
+        if params:
+            mlflow.log_params(dict(params))
+        yield run
+
+
+@reports_errors
+def main(argv: list[str] | None = None) -> None:
+    """`python -m vae_mnist.tracking {uri,ui}`: the store the stages use, or the UI on it."""
+    parser = argparse.ArgumentParser(prog="python -m vae_mnist.tracking", description=main.__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("uri", help="print the tracking URI the stages use")
+    ui = commands.add_parser("ui", help="serve the MLflow UI on 127.0.0.1 against that store")
+    ui.add_argument("--port", type=int, default=5000)
+    args = parser.parse_args(argv)
+    uri, artifacts = store()
+    if args.command == "uri":
+        print(uri)
+        return
+    exp_id = experiment_id(load_config(PARAMS_FILE).mlflow.experiment_name)
+    url = f"http://127.0.0.1:{args.port}/#/experiments/{exp_id}{UI_URL_SUFFIX}"
+    print(f"MLflow UI for {uri}\n  open {url}", flush=True)
+    command = ["mlflow", "server", "--host", "127.0.0.1", "--port", str(args.port)]
+    command += ["--backend-store-uri", uri]
+    if artifacts:
+        command += ["--default-artifact-root", artifacts]
+    os.execvp(command[0], command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

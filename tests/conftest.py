@@ -1,0 +1,82 @@
+"""Shared fixtures: the real default config, tiny synthetic MNIST files, a real MLflow store."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from vae_mnist.config import PARAMS_FILE, Config, load_config
+from vae_mnist.data.mnist import SPLIT_FILES, encode_idx
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def config() -> Config:
+    """The repository's own params.yaml, as every stage reads it."""
+    return load_config(REPO / PARAMS_FILE)
+
+
+def override(config: Config, changes: dict[str, Any]) -> Config:
+    """A copy of `config` with dotted keys replaced, validated like params.yaml."""
+    tree = config.model_dump()
+    for dotted, value in changes.items():
+        *sections, key = dotted.split(".")
+        node = tree
+        for section in sections:
+            node = node[section]
+        node[key] = value
+    return Config.model_validate(tree)
+
+
+def write_gz(path: Path, content: bytes) -> Path:
+    path.write_bytes(gzip.compress(content, mtime=0))
+    return path
+
+
+def synthetic_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`n` random 28x28 uint8 images with labels cycling through the ten digits."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    labels = (np.arange(n) % 10).astype(np.uint8)
+    return images, labels
+
+
+@pytest.fixture
+def raw_dir(tmp_path: Path) -> Path:
+    """A data/raw look-alike: the four MNIST file names holding 200 train and 50 test images."""
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    for split, n, seed in (("train", 200, 1), ("test", 50, 2)):
+        images, labels = synthetic_split(n, seed)
+        images_name, labels_name = SPLIT_FILES[split]
+        write_gz(folder / images_name, encode_idx(images))
+        write_gz(folder / labels_name, encode_idx(labels))
+    return folder
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real, empty sqlite MLflow store for this test only."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)  # so default artifact folders land in the test's own directory
+    yield uri
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
+def mnist_mirror() -> Path:
+    """The real MNIST files; real-data tests skip without them."""
+    mirror = os.environ.get("MNIST_MIRROR")
+    if not mirror:
+        pytest.skip("MNIST_MIRROR is not set: no real MNIST to run on (CI sets it)")
+    return Path(mirror)

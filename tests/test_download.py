@@ -1,0 +1,198 @@
+"""Mirror fall-through, retries, timeouts and verification, against a real HTTP server."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from vae_mnist.data.download import (
+    PUBLIC_MIRRORS,
+    Policy,
+    fetch,
+    mirrors_from_env,
+)
+from vae_mnist.data.mnist import MnistFile, sha256_hex
+from vae_mnist.errors import DownloadError
+
+CONTENT = bytes(range(256)) * 64  # stands in for an IDX file's decompressed content
+NAME = "tiny-idx1-ubyte.gz"
+SPEC = MnistFile(NAME, sha256_hex(CONTENT), len(CONTENT))
+FAST = Policy(connect_timeout=1.0, read_timeout=0.3, attempts=3, backoff=0.01, max_bytes=1 << 20)
+
+
+class Mirror(ThreadingHTTPServer):
+    """Serves /<mirror>/<name>; each mirror behaves as its name says."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.hits: Counter[str] = Counter()
+        self.release = threading.Event()
+        self.bodies = {
+            "good": gzip.compress(CONTENT, mtime=0),
+            "corrupt": gzip.compress(CONTENT[::-1], mtime=0),
+            "huge": gzip.compress(bytes(4 << 20), mtime=0)[:10] + bytes(2 << 20),
+        }
+        self.flaky_failures = 2
+
+    def url(self, mirror: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/{mirror}/"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Mirror
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        mirror = self.path.split("/")[1]
+        self.server.hits[mirror] += 1
+        if mirror == "hang":
+            self.server.release.wait(10)  # says nothing until the test ends
+            return
+        if mirror == "down" or (
+            mirror == "flaky" and self.server.hits[mirror] <= self.server.flaky_failures
+        ):
+            self.send_error(503)
+            return
+        if mirror == "flaky":
+            mirror = "good"
+        body = self.server.bodies.get(mirror)
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        if mirror != "huge":  # a server that does not announce its size
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def server() -> Iterator[Mirror]:
+    mirror = Mirror()
+    thread = threading.Thread(target=mirror.serve_forever, daemon=True)
+    thread.start()
+    yield mirror
+    mirror.release.set()
+    mirror.shutdown()
+    mirror.server_close()
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    with requests.Session() as s:
+        yield s
+
+
+def names_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_falls_through_corrupt_and_hanging_mirrors_to_a_good_one(
+    server: Mirror, session: requests.Session, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mirrors = (server.url("corrupt"), server.url("hang"), server.url("good"))
+    fetched = fetch(SPEC, mirrors, tmp_path, session, FAST)
+    assert fetched.source == server.url("good") + NAME
+    assert fetched.sha256 == SPEC.sha256
+    assert (tmp_path / NAME).read_bytes() == server.bodies["good"]
+    assert names_in(tmp_path) == [NAME]
+    assert server.hits["corrupt"] == 1  # a bad digest is not retried
+    assert server.hits["hang"] == FAST.attempts  # a timeout is
+    warnings = capsys.readouterr().err
+    assert f"corrupt/{NAME}: decompressed content has sha256" in warnings
+    assert "timed out" in warnings
+
+
+def test_retries_a_transient_error_with_backoff(
+    server: Mirror, session: requests.Session, tmp_path: Path
+) -> None:
+    fetched = fetch(SPEC, (server.url("flaky"),), tmp_path, session, FAST)
+    assert fetched.source == server.url("flaky") + NAME
+    assert server.hits["flaky"] == 3
+
+
+def test_gives_up_after_its_attempts(
+    server: Mirror, session: requests.Session, tmp_path: Path
+) -> None:
+    with pytest.raises(DownloadError, match=r"HTTP 503 \(3 attempts\)"):
+        fetch(SPEC, (server.url("down"),), tmp_path, session, FAST)
+    assert server.hits["down"] == 3
+    assert names_in(tmp_path) == []
+
+
+def test_checksum_mismatch_names_file_mirror_and_both_digests(
+    server: Mirror, session: requests.Session, tmp_path: Path
+) -> None:
+    with pytest.raises(DownloadError) as caught:
+        fetch(SPEC, (server.url("corrupt"),), tmp_path, session, FAST)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(NAME)
+    assert server.url("corrupt") + NAME in message
+    assert SPEC.sha256 in message
+    assert sha256_hex(CONTENT[::-1]) in message
+    assert names_in(tmp_path) == []  # no partial file left behind
+
+
+def test_a_file_over_the_size_cap_is_refused(
+    server: Mirror, session: requests.Session, tmp_path: Path
+) -> None:
+    with pytest.raises(DownloadError, match="sent more than the 1048576-byte cap"):
+        fetch(SPEC, (server.url("huge"),), tmp_path, session, FAST)
+    assert names_in(tmp_path) == []
+
+
+def test_missing_file_falls_through(
+    server: Mirror, session: requests.Session, tmp_path: Path
+) -> None:
+    fetched = fetch(SPEC, (server.url("nothing-here"), server.url("good")), tmp_path, session, FAST)
+    assert fetched.source.startswith(server.url("good"))
+    assert server.hits["nothing-here"] == 1
+
+
+def test_local_directory_mirror_accepts_any_honest_gzip(
+    session: requests.Session, tmp_path: Path
+) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / NAME).write_bytes(gzip.compress(CONTENT, compresslevel=1, mtime=12345))
+    out = tmp_path / "out"
+    out.mkdir()
+    fetched = fetch(SPEC, (str(mirror),), out, session, FAST)
+    assert fetched.source == str(mirror / NAME)
+    assert names_in(out) == [NAME]
+
+
+def test_truncated_gzip_is_rejected(session: requests.Session, tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / NAME).write_bytes(gzip.compress(CONTENT)[:-20])
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(DownloadError, match="not a valid gzip file"):
+        fetch(SPEC, (str(mirror),), out, session, FAST)
+    assert names_in(out) == []
+
+
+def test_mirror_override_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("MNIST_MIRROR", raising=False)
+    assert mirrors_from_env() == PUBLIC_MIRRORS
+    assert all(m.startswith("https://") for m in PUBLIC_MIRRORS)
+    monkeypatch.setenv("MNIST_MIRROR", str(tmp_path))
+    assert mirrors_from_env() == (str(tmp_path),)
+    monkeypatch.setenv("MNIST_MIRROR", "https://example.org/mnist/")
+    assert mirrors_from_env() == ("https://example.org/mnist/",)
+    monkeypatch.setenv("MNIST_MIRROR", "/nonexistent")
+    with pytest.raises(DownloadError, match="MNIST_MIRROR=/nonexistent: no such directory"):
+        mirrors_from_env()

@@ -1,0 +1,139 @@
+"""End-to-end: real `dvc repro` in a temporary copy of the repository, real MNIST, real MLflow."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from vae_mnist.data.arrays import SPLITS, load_split
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+BIN = Path(sys.executable).parent
+
+
+class Repo:
+    """A throwaway clone of the working tree (committed or not), driven like a user would."""
+
+    def __init__(self, root: Path, mirror: str | None) -> None:
+        self.root = root
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
+        self.env.update(
+            PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            DVC_NO_ANALYTICS="1",
+            GIT_AUTHOR_NAME="test",
+            GIT_AUTHOR_EMAIL="test@example.invalid",
+            GIT_COMMITTER_NAME="test",
+            GIT_COMMITTER_EMAIL="test@example.invalid",
+        )
+        if mirror is not None:
+            self.env["MNIST_MIRROR"] = mirror
+        listed = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        ).stdout.decode()
+        for name in filter(None, listed.split("\0")):
+            source = REPO / name
+            if source.is_file():  # skip files deleted in the working tree
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                (root / name).write_bytes(source.read_bytes())
+        self.run("git", "init", "-q")
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-qm", "copy")
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            args, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=900
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def repro(self, *targets: str) -> list[str]:
+        """Run `dvc repro` and return the stages DVC reports it ran."""
+        result = self.run(str(BIN / "dvc"), "repro", *targets)
+        return re.findall(r"Running stage '([^']+)'", result.stdout)
+
+    def set_param(self, old: str, new: str) -> None:
+        params = self.root / "params.yaml"
+        text = params.read_text()
+        assert old in text
+        params.write_text(text.replace(old, new, 1))
+
+
+def test_data_stages_rerun_exactly_what_changed(tmp_path: Path, mnist_mirror: Path) -> None:
+    repo = Repo(tmp_path, str(mnist_mirror.resolve()))
+    assert repo.repro("preprocess") == ["download", "preprocess"]
+
+    processed = tmp_path / "data" / "processed"
+    sizes = {split: len(load_split(processed, split)[1]) for split in SPLITS}
+    assert sizes == {"train": 55_000, "val": 5_000, "test": 10_000}
+    for split in SPLITS:
+        images, _ = load_split(processed, split)
+        assert images.shape[1:] == (28, 28)
+        assert images.min() == 0.0 and images.max() == 1.0
+    assert sorted(p.name for p in (tmp_path / "data" / "raw").iterdir()) == [
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+    ]
+
+    assert repo.repro("preprocess") == []
+    assert "up to date" in repo.run(str(BIN / "dvc"), "status").stdout
+
+    repo.set_param("val_size: 5000", "val_size: 6000")
+    assert repo.repro("preprocess") == ["preprocess"]
+    assert len(load_split(processed, "val")[1]) == 6_000
+
+    # The store sits at the repository root, outside every out, ignored by git.
+    store = tmp_path / "mlflow.db"
+    assert store.is_file()
+    assert repo.run("git", "check-ignore", "mlflow.db", "mlartifacts").returncode == 0
+    client = mlflow.MlflowClient(f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("vae-mnist")
+    assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time"])
+    assert [r.info.run_name for r in runs] == ["download", "preprocess", "preprocess"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert [r.data.tags["dvc.stage"] for r in runs] == ["download", "preprocess", "preprocess"]
+    download = runs[0].data.params
+    assert download["train-images-idx3-ubyte.gz.source"] == str(
+        mnist_mirror.resolve() / "train-images-idx3-ubyte.gz"
+    )
+    assert download["train-images-idx3-ubyte.gz.sha256"].startswith("ba891046")
+    assert runs[2].data.params["data.val_size"] == "6000"
+
+
+def test_unreachable_mirror_fails_in_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    repo = Repo(tmp_path, "/nonexistent")
+    result = repo.run(str(BIN / "dvc"), "repro", "download", check=False)
+    assert result.returncode != 0
+    ours = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert ours == [
+        "error: MNIST_MIRROR=/nonexistent: no such directory "
+        "(set it to a folder holding the four MNIST .gz files, or to an http(s) URL)"
+    ]
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [".gitignore"]
+
+
+def test_params_typo_names_the_key_it_meant(tmp_path: Path) -> None:
+    repo = Repo(tmp_path, "/nonexistent")
+    repo.set_param("val_size:", "val_sise:")
+    result = repo.run(sys.executable, "pipeline/preprocess.py", "data/raw", "out", check=False)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: params.yaml: unknown key 'data.val_sise'; did you mean 'data.val_size'? "
+        "(and 1 more problem(s))"
+    ]
