@@ -13,6 +13,8 @@ export PATH := $(VENV)/bin:$(PATH)
 # stage would otherwise recompile MLflow and TensorFlow from source on each start.
 export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Trust the platform's certificate store (as pip does), so uv works behind TLS-inspecting proxies.
+export UV_SYSTEM_CERTS ?= 1
 
 .DEFAULT_GOAL := help
 .PHONY: help env repro test test-fast lint format ui
