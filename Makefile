@@ -17,7 +17,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_SYSTEM_CERTS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help env repro test test-fast lint format ui
+.PHONY: help env repro test test-fast lint format ui bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,3 +48,6 @@ format: env ## ruff: fix what can be fixed and format
 
 ui: env ## the MLflow UI on http://127.0.0.1:5000 against the project's store
 	python -m vae_mnist.tracking ui
+
+bench: env ## training speed: this machine's GEMM limit, the trainer, a plain model.fit
+	python benchmarks/train_throughput.py

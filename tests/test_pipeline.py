@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import subprocess
@@ -90,7 +92,7 @@ def test_data_stages_rerun_exactly_what_changed(tmp_path: Path, mnist_mirror: Pa
     ]
 
     assert repo.repro("preprocess") == []
-    assert "up to date" in repo.run(str(BIN / "dvc"), "status").stdout
+    assert "up to date" in repo.run(str(BIN / "dvc"), "status", "preprocess").stdout
 
     repo.set_param("val_size: 5000", "val_size: 6000")
     assert repo.repro("preprocess") == ["preprocess"]
@@ -137,3 +139,54 @@ def test_params_typo_names_the_key_it_meant(tmp_path: Path) -> None:
         "error: params.yaml: unknown key 'data.val_sise'; did you mean 'data.val_size'? "
         "(and 1 more problem(s))"
     ]
+
+
+def test_train_registers_a_version_per_training_and_writes_stable_bytes(
+    tmp_path: Path, mnist_mirror: Path
+) -> None:
+    repo = Repo(tmp_path, str(mnist_mirror.resolve()))
+    repo.set_param("epochs: 12", "epochs: 1")
+    assert repo.repro("train") == ["download", "preprocess", "train"]
+    history = (tmp_path / "reports" / "train_history.csv").read_text().splitlines()
+    assert history[0].split(",")[:2] == ["epoch", "loss"] and len(history) == 2
+
+    repo.set_param("epochs: 1", "epochs: 2")
+    assert repo.repro("train") == ["train"]
+    assert repo.repro("train") == []
+    lock = (tmp_path / "dvc.lock").read_text()
+    assert repo.repro("-f", "train") == ["download", "preprocess", "train"]
+    assert (tmp_path / "dvc.lock").read_text() == lock  # same bytes: nothing downstream forced
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(store)
+    versions = client.search_model_versions("name = 'vae-mnist'")
+    assert sorted(int(v.version) for v in versions) == [1, 2, 3]
+    second = client.get_model_version("vae-mnist", "2")
+    run = client.get_run(second.run_id)
+    assert run.info.run_name == "train"
+    assert run.data.params["train.epochs"] == "2"
+    assert run.data.params["model.hidden_units"] == "[512, 256, 128]"
+    assert len(client.get_metric_history(run.info.run_id, "val_loss")) == 2
+    assert run.data.metrics["val/neg_elbo"] < 200
+    assert run.data.tags["registered_model_version"] == "2"
+    model_sha = run.data.tags["model.sha256"]
+    assert model_sha == hashlib.sha256((tmp_path / "models" / "vae.keras").read_bytes()).hexdigest()
+    inputs = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
+    stats = json.loads((tmp_path / "data" / "processed" / "stats.json").read_text())
+    assert inputs == {
+        "mnist-train": stats["splits"]["train"]["digest"],
+        "mnist-val": stats["splits"]["val"]["digest"],
+    }
+
+    # A fresh process, without this project's code, loads the registered model by name.
+    code = (
+        "import mlflow, numpy as np, sys\n"
+        f"mlflow.set_tracking_uri('{store}')\n"
+        "model = mlflow.pyfunc.load_model('models:/vae-mnist/2')\n"
+        "out = model.predict(np.zeros((3, 28, 28), np.float32))\n"
+        "keras_model = mlflow.keras.load_model('models:/vae-mnist/2')\n"
+        "z_mean, _ = keras_model.get_layer('encoder')(np.zeros((1, 28, 28), np.float32))\n"
+        "print(out.shape, z_mean.shape, 'vae_mnist' in sys.modules)\n"
+    )
+    result = repo.run(sys.executable, "-c", code)
+    assert result.stdout.strip().splitlines()[-1] == "(3, 28, 28, 1) (1, 2) False"

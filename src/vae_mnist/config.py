@@ -43,6 +43,13 @@ class TrainConfig(_Section):
     epochs: Annotated[Int, Field(ge=1, le=10_000)]
     batch_size: Annotated[Int, Field(ge=1, le=10_000)]
     learning_rate: Annotated[Float, Field(gt=0, le=1)]
+    lr_schedule: Literal["constant", "cosine", "exponential"]
+    """cosine: to 0 over all epochs; exponential: times lr_decay_rate per epoch."""
+    lr_decay_rate: Annotated[Float, Field(gt=0, le=1)]
+    kl_warmup_epochs: Annotated[Int, Field(ge=0, le=10_000)]
+    """KL weight beta = min(1, (epoch + 1) / kl_warmup_epochs); 0 trains at beta = 1 throughout."""
+    early_stopping_patience: Annotated[Int, Field(ge=0, le=10_000)]
+    """Epochs without a better validation -ELBO before stopping (best weights restored); 0: off."""
 
 
 class EvaluateConfig(_Section):

@@ -12,12 +12,15 @@ import argparse
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import mlflow.data
+import numpy as np
 from mlflow.exceptions import MlflowException
 
 from vae_mnist.config import PARAMS_FILE, load_config
@@ -111,6 +114,20 @@ def stage_run(
         if params:
             mlflow.log_params(dict(params))
         yield run
+
+
+def log_dataset(
+    images: np.ndarray, labels: np.ndarray, source: Path, name: str, digest: str, context: str
+) -> None:
+    """Log a split as an MLflow dataset input; the same digest marks the same data in every run."""
+    with warnings.catch_warnings():
+        # MLflow 3.x registers its local-file source twice and warns that a path is ambiguous
+        # between the two identical classes; nothing to act on.
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_numpy(
+            images, targets=labels, source=source.resolve().as_uri(), name=name, digest=digest
+        )
+    mlflow.log_input(dataset, context=context)
 
 
 @reports_errors

@@ -14,6 +14,12 @@ from vae_mnist.errors import DataError
 
 SPLITS = ("train", "val", "test")
 STATS_FILE = "stats.json"
+MLFLOW_CONTEXT = {"train": "training", "val": "validation", "test": "test"}
+
+
+def dataset_name(split: str) -> str:
+    """The split's name as an MLflow dataset, the same in every stage that logs it."""
+    return f"mnist-{split}"
 
 
 def split_files(folder: Path, split: str) -> tuple[Path, Path]:

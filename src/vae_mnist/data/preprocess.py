@@ -6,23 +6,20 @@ split has MNIST's class balance; the 10k test images are never touched until eva
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
 import mlflow
-import mlflow.data
 import numpy as np
 
 from vae_mnist.config import Config
-from vae_mnist.data.arrays import STATS_FILE, save_split, split_files
+from vae_mnist.data.arrays import MLFLOW_CONTEXT, STATS_FILE, dataset_name, save_split, split_files
 from vae_mnist.data.mnist import NUM_CLASSES, array_digest, read_split
 from vae_mnist.errors import ConfigError
 from vae_mnist.outputs import atomic_directory, json_text
-from vae_mnist.tracking import stage_run
+from vae_mnist.tracking import log_dataset, stage_run
 
 SPLIT_METHOD = "stratified by digit"
-MLFLOW_CONTEXT = {"train": "training", "val": "validation", "test": "test"}
 
 
 def stratified_split(
@@ -108,17 +105,13 @@ def preprocess_mnist(config: Config, raw_dir: Path, out_dir: Path) -> dict[str, 
             mlflow.log_metrics(
                 {f"{name}/count": info["count"], f"{name}/pixel_mean": info["pixel_mean"]}
             )
-            with warnings.catch_warnings():
-                # MLflow 3.x registers its local-file source twice and warns that a path is
-                # ambiguous between the two identical classes; nothing to act on.
-                warnings.simplefilter("ignore", UserWarning)
-                dataset = mlflow.data.from_numpy(
-                    images,
-                    targets=labels,
-                    source=split_files(out_dir.resolve(), name)[0].as_uri(),
-                    name=f"mnist-{name}",
-                    digest=info["digest"],
-                )
-            mlflow.log_input(dataset, context=MLFLOW_CONTEXT[name])
+            log_dataset(
+                images,
+                labels,
+                source=split_files(out_dir, name)[0],
+                name=dataset_name(name),
+                digest=info["digest"],
+                context=MLFLOW_CONTEXT[name],
+            )
         mlflow.log_dict(stats, STATS_FILE)
     return stats

@@ -1,0 +1,22 @@
+"""DVC stage `train`: fit the VAE on the processed arrays; write the model and its history."""
+
+import argparse
+from pathlib import Path
+
+from vae_mnist.config import load_config
+from vae_mnist.errors import reports_errors
+from vae_mnist.training import train_vae
+
+
+@reports_errors
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("processed_dir", type=Path, help="the preprocess stage's folder")
+    parser.add_argument("model", type=Path, help="the .keras file to write (a DVC out)")
+    parser.add_argument("history", type=Path, help="the per-epoch CSV to write (a DVC plot)")
+    args = parser.parse_args()
+    train_vae(load_config(), args.processed_dir, args.model, args.history)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""The VAE: an MLP encoder to a diagonal Gaussian, an MLP decoder to Bernoulli logits.
+
+Keras 3 idioms (as in keras-io's VAE): encoder and decoder are functional models; the VAE is a
+`keras.Model` subclass whose `train_step`/`test_step` compute the loss and update `Mean` trackers.
+The classic script's `add_loss` on symbolic tensors is what Keras 3 no longer accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from vae_mnist.config import ModelConfig
+from vae_mnist.data.mnist import IMAGE_SHAPE
+from vae_mnist.objectives import kl_nats, reconstruction_nats
+
+PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+
+
+def build_encoder(config: ModelConfig) -> keras.Model:
+    """Images (B, 28, 28) -> (z_mean, z_log_var), each (B, latent_dim)."""
+    images = keras.Input(shape=IMAGE_SHAPE, name="images")
+    h = keras.layers.Flatten()(images)
+    for i, units in enumerate(config.hidden_units):
+        h = keras.layers.Dense(units, activation=config.activation, name=f"dense_{i}")(h)
+    z_mean = keras.layers.Dense(config.latent_dim, name="z_mean")(h)
+    z_log_var = keras.layers.Dense(config.latent_dim, name="z_log_var")(h)
+    return keras.Model(images, [z_mean, z_log_var], name="encoder")
+
+
+def build_decoder(config: ModelConfig) -> keras.Model:
+    """Latent codes (B, latent_dim) -> pixel logits (B, 28, 28, 1); the mirror of the encoder."""
+    z = keras.Input(shape=(config.latent_dim,), name="z")
+    h = z
+    for i, units in enumerate(reversed(config.hidden_units)):
+        h = keras.layers.Dense(units, activation=config.activation, name=f"dense_{i}")(h)
+    logits = keras.layers.Dense(PIXELS, name="logits")(h)
+    logits = keras.layers.Reshape((*IMAGE_SHAPE, 1), name="image_logits")(logits)
+    return keras.Model(z, logits, name="decoder")
+
+
+@keras.saving.register_keras_serializable(package="vae_mnist")
+class VAE(keras.Model):
+    """Calling it returns reconstructions: Bernoulli means (B, 28, 28, 1) decoded from z_mean.
+
+    `beta` weighs the KL term in training (KL warm-up sets it per epoch), and the training `loss`
+    is what is minimised; validation and test report the true negative ELBO, at beta = 1.
+    """
+
+    def __init__(
+        self,
+        encoder: keras.Model,
+        decoder: keras.Model,
+        dynamic_binarization: bool = False,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.dynamic_binarization = dynamic_binarization
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.beta = keras.Variable(1.0, trainable=False, name="beta", dtype="float32")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+
+    def call(self, images, training: bool = False):
+        z_mean, _ = self.encoder(images, training=training)
+        return ops.sigmoid(self.decoder(z_mean, training=training))
+
+    def sample_latent(self, z_mean, z_log_var):
+        """The reparameterisation trick: z = mean + sigma * eps, eps ~ N(0, I)."""
+        eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+        return z_mean + ops.exp(0.5 * z_log_var) * eps
+
+    def _terms(self, images, training: bool):
+        z_mean, z_log_var = self.encoder(images, training=training)
+        logits = self.decoder(self.sample_latent(z_mean, z_log_var), training=training)
+        return ops.mean(reconstruction_nats(images, logits)), ops.mean(kl_nats(z_mean, z_log_var))
+
+    def _binarize(self, images):
+        draw = keras.random.uniform(ops.shape(images), seed=self.seed_generator)
+        return ops.cast(draw < images, images.dtype)
+
+    def _track(self, loss, reconstruction, kl) -> dict[str, Any]:
+        self.loss_tracker.update_state(loss)
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.kl_tracker.update_state(kl)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if self.dynamic_binarization:
+            images = self._binarize(images)
+        with tf.GradientTape() as tape:
+            reconstruction, kl = self._terms(images, training=True)
+            loss = reconstruction + self.beta * kl
+        gradients = tape.gradient(loss, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        return self._track(loss, reconstruction, kl)
+
+    def test_step(self, data):
+        images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if self.dynamic_binarization:
+            images = self._binarize(images)
+        reconstruction, kl = self._terms(images, training=False)
+        return self._track(reconstruction + kl, reconstruction, kl)  # the negative ELBO
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "dynamic_binarization": self.dynamic_binarization,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> VAE:
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
+        return cls(**config)
+
+
+def build_vae(config: ModelConfig, dynamic_binarization: bool, seed: int) -> VAE:
+    vae = VAE(build_encoder(config), build_decoder(config), dynamic_binarization, seed, name="vae")
+    vae.build((None, *IMAGE_SHAPE))
+    return vae
+
+
+def inference_model(vae: VAE) -> keras.Model:
+    """A plain functional model, images -> reconstructions, with `encoder` and `decoder` inside.
+
+    Built from standard layers only, so it loads (and `mlflow models serve` runs it) anywhere
+    Keras is installed, without this package: what the MLflow registry holds.
+    """
+    images = keras.Input(shape=IMAGE_SHAPE, name="images")
+    z_mean, _ = vae.encoder(images)
+    reconstruction = keras.layers.Activation("sigmoid", name="reconstruction")(vae.decoder(z_mean))
+    return keras.Model(images, reconstruction, name="vae_reconstruction")
+
+
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+
+
+def save_vae(model: keras.Model, path: Path) -> None:
+    """Save as .keras with the same bytes for the same weights, replacing `path` atomically.
+
+    Keras stamps `date_saved` into metadata.json, the save time into each zip entry, and
+    `shared_object_id`s that are memory addresses into config.json; all three are normalised.
+    """
+    raw = path.with_name(f".{path.stem}.raw.keras")
+    staged = path.with_name(f".{path.name}.tmp")
+    try:
+        model.save(raw)
+        with zipfile.ZipFile(raw) as source, zipfile.ZipFile(staged, "w") as target:
+            for entry in source.infolist():
+                content = source.read(entry)
+                if entry.filename == "metadata.json":
+                    metadata = json.loads(content)
+                    metadata.pop("date_saved", None)
+                    content = json.dumps(metadata, sort_keys=True).encode()
+                elif entry.filename == "config.json":
+                    content = json.dumps(_renumber_shared_ids(json.loads(content))).encode()
+                info = zipfile.ZipInfo(entry.filename, date_time=_EPOCH)
+                info.compress_type = entry.compress_type
+                info.external_attr = 0o644 << 16
+                target.writestr(info, content)
+        os.replace(staged, path)
+    finally:
+        raw.unlink(missing_ok=True)
+        staged.unlink(missing_ok=True)
+
+
+def _renumber_shared_ids(config: Any, ids: dict[int, int] | None = None) -> Any:
+    """Replace memory-address `shared_object_id`s by 1, 2, ... in order of appearance."""
+    ids = {} if ids is None else ids
+    if isinstance(config, dict):
+        return {
+            key: ids.setdefault(value, len(ids) + 1)
+            if key == "shared_object_id"
+            else _renumber_shared_ids(value, ids)
+            for key, value in config.items()
+        }
+    if isinstance(config, list):
+        return [_renumber_shared_ids(item, ids) for item in config]
+    return config
+
+
+def load_vae(path: Path) -> VAE:
+    """Load a model written by `save_vae`, in Keras' safe mode (no arbitrary code)."""
+    return keras.saving.load_model(path, safe_mode=True)

@@ -1,0 +1,225 @@
+"""Fitting the VAE: determinism, a fast compiled train loop, warm-up, schedules, history.
+
+Speed comes from keeping the data resident as tensors and running many XLA-compiled steps per
+call into the runtime (`steps_per_execution`): per-batch Python work is what makes a plain
+`model.fit` of this small MLP slow. benchmarks/train_throughput.py measures the choice.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import mlflow
+import mlflow.keras
+import numpy as np
+import tensorflow as tf
+from mlflow.models import infer_signature
+
+from vae_mnist.config import Config, TrainConfig
+from vae_mnist.data.arrays import MLFLOW_CONTEXT, dataset_name, load_split, split_files
+from vae_mnist.data.mnist import array_digest
+from vae_mnist.errors import ConfigError
+from vae_mnist.model import VAE, build_vae, inference_model, save_vae
+from vae_mnist.tracking import log_dataset, stage_run
+
+JIT_COMPILE = True
+STEPS_PER_EXECUTION = 16
+HISTORY_COLUMNS = (
+    "epoch", "loss", "reconstruction", "kl", "val_loss", "val_reconstruction", "val_kl",
+    "learning_rate", "beta",
+)  # fmt: skip
+
+
+def make_deterministic(seed: int) -> None:
+    """One seed for Python, NumPy and TensorFlow; deterministic kernels."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def batches(images: np.ndarray, batch_size: int, seed: int | None) -> tf.data.Dataset:
+    """Batches gathered from one resident tensor.
+
+    Seeded (training): reshuffled every epoch, and only full batches, so that one compiled step
+    serves every batch (a ragged last batch costs a second XLA compilation; the images it would
+    hold are drawn into full batches in other epochs). Unseeded (validation): every image, in order.
+    """
+    data = tf.constant(images)
+    indices = tf.data.Dataset.range(len(images))
+    if seed is not None:
+        indices = indices.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    batched = indices.batch(batch_size, drop_remainder=seed is not None).map(
+        lambda idx: tf.gather(data, idx), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    return batched.prefetch(tf.data.AUTOTUNE)
+
+
+def learning_rate(
+    config: TrainConfig, steps_per_epoch: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    if config.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, decay_steps=config.epochs * steps_per_epoch
+        )
+    if config.lr_schedule == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(
+            config.learning_rate, decay_steps=steps_per_epoch, decay_rate=config.lr_decay_rate
+        )
+    return config.learning_rate
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Sets beta for each epoch and adds beta and the learning rate to the epoch's logs."""
+
+    def __init__(self, warmup_epochs: int) -> None:
+        super().__init__()
+        self.warmup_epochs = warmup_epochs
+        self.rows: list[dict[str, float]] = []
+
+    def beta(self, epoch: int) -> float:
+        return 1.0 if self.warmup_epochs == 0 else min(1.0, (epoch + 1) / self.warmup_epochs)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.model.beta.assign(self.beta(epoch))
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs if logs is not None else {}
+        optimizer = self.model.optimizer
+        rate = optimizer.learning_rate
+        logs["learning_rate"] = float(rate if not callable(rate) else rate(optimizer.iterations))
+        logs["beta"] = float(self.model.beta.numpy())
+        self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
+
+
+@dataclass
+class Trained:
+    model: VAE
+    history: list[dict[str, float]]  # one row per epoch, HISTORY_COLUMNS
+    best_epoch: int
+
+
+def fit_vae(
+    config: Config,
+    train_images: np.ndarray,
+    val_images: np.ndarray,
+    callbacks: list[keras.callbacks.Callback] = (),
+    verbose: int | str = 2,
+    validate: bool = True,
+) -> Trained:
+    """Train a fresh VAE as `config` says; same config and data -> same weights."""
+    make_deterministic(config.seed)
+    model = build_vae(config.model, config.data.binarize == "dynamic", config.seed)
+    steps_per_epoch = len(train_images) // config.train.batch_size
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate(config.train, steps_per_epoch)),
+        steps_per_execution=STEPS_PER_EXECUTION,
+    )
+    # Keras turns XLA off whenever op determinism is on, for the sake of GPU kernels; XLA on the
+    # CPU is deterministic (tests/test_training.py trains twice and compares weights).
+    model._jit_compile = JIT_COMPILE
+    recorder = EpochRecorder(config.train.kl_warmup_epochs)
+    all_callbacks = [recorder]
+    stopper = None
+    if config.train.early_stopping_patience:
+        stopper = keras.callbacks.EarlyStopping(
+            monitor="val_loss",
+            patience=config.train.early_stopping_patience,
+            restore_best_weights=True,
+        )
+        all_callbacks.append(stopper)
+    all_callbacks += list(callbacks)
+    model.fit(
+        batches(train_images, config.train.batch_size, seed=config.seed),
+        validation_data=batches(val_images, config.train.batch_size, seed=None)
+        if validate
+        else None,
+        epochs=config.train.epochs,
+        callbacks=all_callbacks,
+        shuffle=False,  # the dataset reshuffles itself, seeded
+        verbose=verbose,
+    )
+    history = [{k: row[k] for k in HISTORY_COLUMNS if k in row} for row in recorder.rows]
+    best = min(history, key=lambda row: row["val_loss"])["epoch"] if stopper else len(history)
+    return Trained(model, history, int(best))
+
+
+class EpochMetrics(mlflow.keras.MlflowCallback):
+    """MLflow's Keras callback, less its step-less `validation_*` copies of the val_* metrics."""
+
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
+        pass
+
+
+def history_csv(history: list[dict[str, float]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(history[0]), lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: int(v) if k == "epoch" else f"{v:.9g}" for k, v in row.items()})
+    return out.getvalue()
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def train_vae(
+    config: Config, processed_dir: Path, model_path: Path, history_path: Path
+) -> dict[str, float]:
+    """The `train` stage: fit, write model and history, log to MLflow, register the model."""
+    splits = {split: load_split(processed_dir, split) for split in ("train", "val")}
+    if len(splits["train"][0]) < config.train.batch_size:
+        raise ConfigError(
+            f"train.batch_size = {config.train.batch_size} is larger than the "
+            f"{len(splits['train'][0])} training images"
+        )
+    with stage_run("train", config.mlflow.experiment_name, config.flat()):
+        for split, (images, labels) in splits.items():
+            log_dataset(
+                images,
+                labels,
+                source=split_files(processed_dir, split)[0],
+                name=dataset_name(split),
+                digest=array_digest(images, labels),
+                context=MLFLOW_CONTEXT[split],
+            )
+        trained = fit_vae(config, splits["train"][0], splits["val"][0], callbacks=[EpochMetrics()])
+        model_path.parent.mkdir(parents=True, exist_ok=True)
+        history_path.parent.mkdir(parents=True, exist_ok=True)
+        save_vae(trained.model, model_path)
+        staged = history_path.with_name(f".{history_path.name}.tmp")
+        staged.write_text(history_csv(trained.history), encoding="utf-8")
+        os.replace(staged, history_path)
+
+        best = trained.history[trained.best_epoch - 1]
+        summary = {
+            "best_epoch": trained.best_epoch,
+            "epochs_trained": len(trained.history),
+            "val/neg_elbo": best["val_loss"],
+            "val/reconstruction": best["val_reconstruction"],
+            "val/kl": best["val_kl"],
+        }
+        mlflow.log_metrics(summary)
+        digest = file_sha256(model_path)
+        mlflow.set_tag("model.sha256", digest)
+        example = splits["val"][0][:8]
+        served = inference_model(trained.model)
+        info = mlflow.keras.log_model(
+            served,
+            name="model",
+            signature=infer_signature(example, keras.ops.convert_to_numpy(served(example))),
+            registered_model_name=config.mlflow.registered_model_name,
+            # What the served model needs (it holds standard layers only), stated rather than
+            # inferred: inference is slow here and would list this project's whole environment.
+            pip_requirements=[f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"],
+            tags={"model.sha256": digest},
+        )
+        if info.registered_model_version is not None:
+            mlflow.set_tag("registered_model_version", str(info.registered_model_version))
+    return summary

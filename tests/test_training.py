@@ -1,0 +1,149 @@
+"""The model and its training loop on tiny synthetic data: shapes, learning, determinism, saving."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from vae_mnist.config import Config
+from vae_mnist.model import build_vae, inference_model, load_vae, save_vae
+from vae_mnist.training import fit_vae, history_csv
+
+from .conftest import override
+
+
+@pytest.fixture
+def tiny(config: Config) -> Config:
+    return override(
+        config,
+        {
+            "model.hidden_units": [32, 16],
+            "model.latent_dim": 3,
+            "train.epochs": 2,
+            "train.batch_size": 32,
+            "train.learning_rate": 0.003,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return (rng.random((256, 28, 28)) < 0.2).astype(np.float32)
+
+
+def weights(model: keras.Model) -> list[np.ndarray]:
+    return [np.asarray(w) for w in model.get_weights()]
+
+
+def test_shapes_follow_the_config(tiny: Config) -> None:
+    vae = build_vae(tiny.model, False, seed=0)
+    x = np.zeros((5, 28, 28), np.float32)
+    z_mean, z_log_var = vae.encoder(x)
+    assert z_mean.shape == z_log_var.shape == (5, 3)
+    assert vae.decoder(z_mean).shape == (5, 28, 28, 1)
+    reconstruction = np.asarray(vae(x))
+    assert reconstruction.shape == (5, 28, 28, 1)
+    assert ((reconstruction > 0) & (reconstruction < 1)).all()
+    dense = [layer.units for layer in vae.encoder.layers if isinstance(layer, keras.layers.Dense)]
+    assert dense == [32, 16, 3, 3]
+
+
+def test_default_network_is_the_classic_one(config: Config) -> None:
+    vae = build_vae(config.model, False, seed=0)
+    decoder = [layer.units for layer in vae.decoder.layers if isinstance(layer, keras.layers.Dense)]
+    assert decoder == [128, 256, 512, 784]
+    assert sum(int(np.prod(w.shape)) for w in vae.trainable_weights) == 1_133_844
+
+
+def test_one_train_step_lowers_the_loss(tiny: Config, images: np.ndarray) -> None:
+    vae = build_vae(tiny.model, False, seed=0)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    batch = images[:64]
+    before = float(vae.test_on_batch(batch, return_dict=True)["loss"])
+    vae.train_on_batch(batch)
+    after = float(vae.test_on_batch(batch, return_dict=True)["loss"])
+    assert after < before
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tiny: Config, images: np.ndarray) -> None:
+    first = fit_vae(tiny, images, images[:64], verbose=0)
+    second = fit_vae(tiny, images, images[:64], verbose=0)
+    reseeded = fit_vae(override(tiny, {"seed": 1}), images, images[:64], verbose=0)
+    for a, b in zip(weights(first.model), weights(second.model), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert first.history == second.history
+    assert not all(
+        np.array_equal(a, b)
+        for a, b in zip(weights(first.model), weights(reseeded.model), strict=True)
+    )
+
+
+def test_history_has_every_column_per_epoch(tiny: Config, images: np.ndarray) -> None:
+    trained = fit_vae(override(tiny, {"train.epochs": 3}), images, images[:64], verbose=0)
+    assert [row["epoch"] for row in trained.history] == [1, 2, 3]
+    for row in trained.history:
+        assert set(row) == {
+            "epoch", "loss", "reconstruction", "kl", "val_loss", "val_reconstruction", "val_kl",
+            "learning_rate", "beta",
+        }  # fmt: skip
+        assert row["val_loss"] == pytest.approx(row["val_reconstruction"] + row["val_kl"], 1e-5)
+        assert all(np.isfinite(v) for v in row.values())
+    assert trained.history[-1]["val_loss"] < trained.history[0]["val_loss"]
+    rows = list(csv.DictReader(io.StringIO(history_csv(trained.history))))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+
+
+def test_kl_warmup_raises_beta_linearly(tiny: Config, images: np.ndarray) -> None:
+    warm = override(tiny, {"train.epochs": 4, "train.kl_warmup_epochs": 3})
+    trained = fit_vae(warm, images, images[:64], verbose=0)
+    assert [row["beta"] for row in trained.history] == pytest.approx([1 / 3, 2 / 3, 1, 1])
+    # validation is reported at beta = 1, training at the epoch's beta
+    first = trained.history[0]
+    assert first["loss"] < first["reconstruction"] + first["kl"]
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "exponential"])
+def test_learning_rate_schedules_decay(tiny: Config, images: np.ndarray, schedule: str) -> None:
+    run = override(tiny, {"train.epochs": 3, "train.lr_schedule": schedule})
+    rates = [row["learning_rate"] for row in fit_vae(run, images, images[:64], verbose=0).history]
+    assert rates[0] < tiny.train.learning_rate and rates[0] > rates[1] > rates[2]
+    if schedule == "exponential":
+        decay = tiny.train.lr_decay_rate
+        assert rates == pytest.approx([0.003 * decay, 0.003 * decay**2, 0.003 * decay**3])
+    else:
+        assert rates[2] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_constant_learning_rate_by_default(tiny: Config, images: np.ndarray) -> None:
+    rates = [row["learning_rate"] for row in fit_vae(tiny, images, images[:64], verbose=0).history]
+    assert rates == pytest.approx([0.003, 0.003])
+
+
+def test_dynamic_binarization_draws_zeros_and_ones(tiny: Config) -> None:
+    vae = build_vae(tiny.model, True, seed=0)
+    grey = np.full((64, 28, 28), 0.3, np.float32)
+    drawn = np.asarray(vae._binarize(grey))
+    assert set(np.unique(drawn).tolist()) == {0.0, 1.0}
+    assert drawn.mean() == pytest.approx(0.3, abs=0.01)
+
+
+def test_save_load_round_trip_and_stable_bytes(
+    tiny: Config, images: np.ndarray, tmp_path: Path
+) -> None:
+    trained = fit_vae(tiny, images, images[:64], verbose=0).model
+    first, second = tmp_path / "a.keras", tmp_path / "b.keras"
+    save_vae(trained, first)
+    save_vae(trained, second)
+    assert first.read_bytes() == second.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.keras", "b.keras"]
+    loaded = load_vae(first)
+    np.testing.assert_array_equal(np.asarray(loaded(images[:8])), np.asarray(trained(images[:8])))
+    np.testing.assert_array_equal(
+        np.asarray(inference_model(loaded)(images[:8])), np.asarray(trained(images[:8]))
+    )
