@@ -1,7 +1,11 @@
 """DVC stage `train`: fit the VAE on the processed arrays; write the model and its history."""
 
 import argparse
+import os
 from pathlib import Path
+
+# TensorFlow's C++ INFO lines would drown the per-epoch progress; warnings and errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from vae_mnist.config import load_config
 from vae_mnist.errors import reports_errors

@@ -147,3 +147,17 @@ def test_save_load_round_trip_and_stable_bytes(
     np.testing.assert_array_equal(
         np.asarray(inference_model(loaded)(images[:8])), np.asarray(trained(images[:8]))
     )
+
+
+def test_early_stopping_restores_the_best_epoch(tiny: Config) -> None:
+    # Learning blank images makes the model worse and worse on inked ones: val -ELBO rises.
+    blank = np.zeros((256, 28, 28), np.float32)
+    inked = np.ones((64, 28, 28), np.float32)
+    patient = override(tiny, {"train.epochs": 10, "train.early_stopping_patience": 2})
+    trained = fit_vae(patient, blank, inked, verbose=0)
+    losses = [row["val_loss"] for row in trained.history]
+    assert len(losses) < 10
+    assert trained.best_epoch == 1 + int(np.argmin(losses))
+    assert len(losses) == trained.best_epoch + 2  # stopped after `patience` worse epochs
+    restored = trained.model.evaluate(inked, batch_size=64, verbose=0, return_dict=True)
+    assert restored["loss"] == pytest.approx(min(losses), rel=0.05)
