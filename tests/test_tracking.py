@@ -1,0 +1,134 @@
+"""Where runs go and what they carry: the default store, a real MLflow server, a dead one."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from vae_mnist.config import Config
+from vae_mnist.data.preprocess import preprocess_mnist
+from vae_mnist.errors import TrackingError
+from vae_mnist.tracking import EXPERIMENT_KIND_TAG, run_tags, stage_run, store
+
+from .conftest import override
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_default_store_sits_at_the_repository_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "pipeline").mkdir()
+    monkeypatch.chdir(tmp_path / "pipeline")  # found from below, by the dvc.yaml beside it
+    assert store() == (f"sqlite:///{tmp_path}/mlflow.db", (tmp_path / "mlartifacts").as_uri())
+    # DVC's queued experiments run in a copy but name the original root in DVC_ROOT
+    monkeypatch.setenv("DVC_ROOT", "/original/repo")
+    assert store()[0] == "sqlite:////original/repo/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
+    assert store() == ("http://tracking.example:5000", None)
+
+
+def test_runs_carry_stage_git_and_dvc_tags(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DVC_EXP_NAME", "parky-synd")
+    monkeypatch.setenv("DVC_STAGE", "train")
+    tags = run_tags("train")
+    assert tags["stage"] == "train"
+    assert tags["dvc.exp_name"] == "parky-synd" and tags["dvc.stage"] == "train"
+    assert len(tags["git.commit"]) == 40 and tags["git.dirty"] in {"True", "False"}
+
+
+def test_a_failing_stage_ends_its_run_failed(mlflow_store: str) -> None:
+    with pytest.raises(RuntimeError), stage_run("train", "failures"):
+        raise RuntimeError("boom")
+    client = mlflow.MlflowClient(mlflow_store)
+    experiment = client.get_experiment_by_name("failures")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FAILED"
+
+
+def test_unreachable_server_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    start = time.monotonic()
+    with pytest.raises(TrackingError) as caught, stage_run("download", "vae-mnist"):
+        pass
+    message = str(caught.value)
+    assert message.startswith(f"MLflow store {uri} cannot be used")
+    assert "check MLFLOW_TRACKING_URI" in message and "\n" not in message
+    assert time.monotonic() - start < 60
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 with its own sqlite store and artifact root."""
+    port = free_port()
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "server-artifacts")],
+        stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "server.log").read_text()
+                time.sleep(1)
+        else:
+            pytest.fail("mlflow server did not start within 120 s")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.e2e
+def test_a_stage_logs_to_a_real_mlflow_server(
+    config: Config,
+    raw_dir: Path,
+    tmp_path: Path,
+    mlflow_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    stats = preprocess_mnist(override(config, {"data.val_size": 20}), raw_dir, tmp_path / "out")
+    client = mlflow.MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name(config.mlflow.experiment_name)
+    assert experiment.tags.items() >= EXPERIMENT_KIND_TAG.items()
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.run_name == "preprocess" and run.info.status == "FINISHED"
+    assert {d.dataset.digest for d in run.inputs.dataset_inputs} == {
+        split["digest"] for split in stats["splits"].values()
+    }
+    # the artifact went through the server to its artifact store, and comes back from it
+    local = client.download_artifacts(run.info.run_id, "stats.json", str(tmp_path))
+    assert json.loads(Path(local).read_text()) == stats
+    mlflow.set_tracking_uri(None)
