@@ -190,3 +190,39 @@ def test_train_registers_a_version_per_training_and_writes_stable_bytes(
     )
     result = repo.run(sys.executable, "-c", code)
     assert result.stdout.strip().splitlines()[-1] == "(3, 28, 28, 1) (1, 2) False"
+
+
+def test_evaluate_reruns_alone_and_reaches_the_training_run(
+    tmp_path: Path, mnist_mirror: Path
+) -> None:
+    repo = Repo(tmp_path, str(mnist_mirror.resolve()))
+    repo.set_param("epochs: 12", "epochs: 1")
+    repo.set_param("iwae_samples: 100", "iwae_samples: 5")
+    assert repo.repro() == ["download", "preprocess", "train", "evaluate"]
+    evaluation = tmp_path / "reports" / "evaluation"
+    metrics = json.loads((evaluation / "metrics.json").read_text())
+    assert metrics["iwae_samples"] == 5 and metrics["test_images"] == "grey levels in [0, 1]"
+    assert metrics["test"]["neg_iwae"] < metrics["test"]["neg_elbo"] < 250
+    assert len(list((evaluation / "figures").glob("*.png"))) == 7
+    repo.run("git", "add", "-A")
+    repo.run("git", "commit", "-qm", "first evaluation")
+
+    repo.set_param("iwae_samples: 5", "iwae_samples: 10")
+    assert repo.repro() == ["evaluate"]
+    diff = repo.run(str(BIN / "dvc"), "metrics", "diff", "--json").stdout
+    changed = json.loads(diff)["reports/evaluation/metrics.json"]
+    assert changed["iwae_samples"] == {"old": 5, "new": 10, "diff": 5}
+    assert "test.neg_iwae" in changed
+
+    figures_py = tmp_path / "src" / "vae_mnist" / "figures.py"
+    figures_py.write_text(figures_py.read_text() + "\n# an edit\n")
+    assert repo.repro() == ["evaluate"]
+
+    metrics = json.loads((evaluation / "metrics.json").read_text())
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("vae-mnist", "champion")
+    train_run = client.get_run(champion.run_id)
+    assert train_run.data.metrics["test/neg_elbo"] == pytest.approx(metrics["test"]["neg_elbo"])
+    assert {a.path for a in client.list_artifacts(champion.run_id, "figures")} >= {
+        "figures/manifold.png", "figures/reconstructions.png",
+    }  # fmt: skip

@@ -9,6 +9,7 @@ server, say) without any change in code.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import subprocess
 import sys
@@ -128,6 +129,80 @@ def log_dataset(
             images, targets=labels, source=source.resolve().as_uri(), name=name, digest=digest
         )
     mlflow.log_input(dataset, context=context)
+
+
+def file_sha256(path: Path) -> str:
+    """The content digest that ties a model file to the run that trained it."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+CHAMPION = "champion"
+
+
+def link_to_training(
+    model_name: str, model_sha256: str, test_metrics: dict[str, float], figures_dir: Path
+) -> None:
+    """From the active (evaluate) run: find the training run by the model's digest, give it the
+    test metrics and figures, and move the `champion` alias if this model is the best so far."""
+    client = mlflow.MlflowClient()
+    here = mlflow.active_run()
+    found = client.search_runs(
+        [here.info.experiment_id],
+        filter_string=f"tags.`model.sha256` = '{model_sha256}' and tags.stage = 'train'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not found:
+        print(
+            f"note: no training run in {tracking_uri()} has model.sha256 {model_sha256[:12]}; "
+            "this evaluate run stands alone (no test metrics on a training run, no champion)"
+        )
+        mlflow.set_tag("train_run_id", "none")
+        return
+    train_run = found[0].info.run_id
+    mlflow.set_tag("train_run_id", train_run)
+    for name, value in test_metrics.items():
+        client.log_metric(train_run, name, value)
+    client.log_artifacts(train_run, str(figures_dir), figures_dir.name)
+
+    versions = client.search_model_versions(f"name = '{model_name}' and run_id = '{train_run}'")
+    if not versions:
+        print(f"note: training run {train_run} registered no version of {model_name}")
+        return
+    version = max(versions, key=lambda v: int(v.version)).version
+    score = test_metrics["test/neg_elbo"]
+    client.set_model_version_tag(model_name, version, "test.neg_elbo", str(score))
+    try:
+        current = client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        current = None
+    best = (
+        float(current.tags["test.neg_elbo"])
+        if current and "test.neg_elbo" in current.tags
+        else None
+    )
+    promote = best is None or score < best or current.version == version
+    if promote:
+        client.set_registered_model_alias(model_name, CHAMPION, version)
+    decision = "promoted" if promote else "kept"
+    mlflow.set_tags(
+        {
+            "champion.decision": decision,
+            "champion.version": version if promote else current.version,
+            "champion.previous_version": current.version if current else "none",
+            "champion.previous_test_neg_elbo": "none" if best is None else str(best),
+            "candidate.version": version,
+            "candidate.test_neg_elbo": str(score),
+        }
+    )
+    print(
+        f"champion: {model_name} v{version} (test -ELBO {score:.2f}) {decision}"
+        + ("" if best is None else f" against v{current.version} ({best:.2f})")
+    )
+
+
+def tracking_uri() -> str:
+    return store()[0]
 
 
 @reports_errors

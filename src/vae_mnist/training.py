@@ -8,7 +8,6 @@ call into the runtime (`steps_per_execution`): per-batch Python work is what mak
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import os
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from vae_mnist.data.arrays import MLFLOW_CONTEXT, dataset_name, load_split, spli
 from vae_mnist.data.mnist import array_digest
 from vae_mnist.errors import ConfigError
 from vae_mnist.model import VAE, build_vae, inference_model, save_vae
-from vae_mnist.tracking import log_dataset, stage_run
+from vae_mnist.tracking import file_sha256, log_dataset, stage_run
 
 JIT_COMPILE = True
 STEPS_PER_EXECUTION = 16
@@ -163,10 +162,6 @@ def history_csv(history: list[dict[str, float]]) -> str:
     for row in history:
         writer.writerow({k: int(v) if k == "epoch" else f"{v:.9g}" for k, v in row.items()})
     return out.getvalue()
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def train_vae(

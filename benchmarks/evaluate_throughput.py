@@ -1,0 +1,91 @@
+"""Evaluation speed: the IWAE bound against this machine's GEMM limit, and the figures, in one run.
+
+The IWAE bound with k samples on N test images runs the decoder k*N times (and the encoder N
+times); its limit is the forward GEMMs of those passes at the measured numpy fp32 rate. Target:
+within 2x of that limit; all figures together in a few seconds.
+
+    python benchmarks/evaluate_throughput.py [--images 10000] [--samples 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from train_throughput import layer_shapes  # this folder's other benchmark
+
+from vae_mnist.config import load_config
+from vae_mnist.data.mnist import IMAGE_SHAPE
+
+ROWS = 16_384  # GEMM rows per measured call, as evaluation batches them
+
+
+def forward_gemm_seconds(shapes: list[tuple[int, int]], rows: int, repeats: int = 20) -> float:
+    """Median seconds for one forward pass of `rows` rows through layers of these shapes."""
+    rng = np.random.default_rng(0)
+    operands = [
+        (rng.standard_normal((rows, i), dtype=np.float32),
+         rng.standard_normal((i, o), dtype=np.float32))
+        for i, o in shapes
+    ]  # fmt: skip
+    times = []
+    for _ in range(repeats + 2):
+        start = time.perf_counter()
+        for a, b in operands:
+            a @ b
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[2:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args()
+    config = load_config(args.params)
+    shapes = layer_shapes(config)
+    encoder_layers = len(config.model.hidden_units) + 2  # hidden layers, z_mean, z_log_var
+    encoder, decoder = shapes[:encoder_layers], shapes[encoder_layers:]
+    passes = args.images * args.samples
+    limit = forward_gemm_seconds(decoder, ROWS) * passes / ROWS
+    limit += forward_gemm_seconds(encoder, min(ROWS, args.images)) * args.images / ROWS
+    flops = 2 * passes * sum(i * o for i, o in decoder)
+
+    from vae_mnist.evaluation import per_image_terms, render_figures, summarise
+    from vae_mnist.model import build_vae
+
+    vae = build_vae(config.model, False, config.seed)
+    rng = np.random.default_rng(0)
+    images = rng.random((args.images, *IMAGE_SHAPE), dtype=np.float32)
+    labels = (np.arange(args.images) % 10).astype(np.uint8)
+    per_image_terms(vae, images[: 2 * ROWS // args.samples], args.samples, 0)  # compile
+    start = time.perf_counter()
+    terms = per_image_terms(vae, images, args.samples, 0)
+    iwae = time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory() as folder:
+        history = Path(folder) / "history.csv"
+        history.write_text(
+            "epoch,loss,reconstruction,kl,val_loss,val_reconstruction,val_kl,learning_rate,beta\n"
+            "1,200,190,10,199,189,10,0.001,1\n"
+        )
+        start = time.perf_counter()
+        summary = summarise(terms, labels)
+        render_figures(vae, images, labels, terms, summary, history, Path(folder), config.seed)
+        figures = time.perf_counter() - start
+
+    print(f"IWAE bound, k={args.samples}, {args.images} images: "
+          f"{passes / 1e6:.1f}M decoder passes, {flops / 1e12:.2f} TFLOP")  # fmt: skip
+    print(f"GEMM limit      {limit:7.2f} s")
+    print(f"project         {iwae:7.2f} s  ({passes / iwae / 1e3:.0f}k decoder passes/s)")
+    print(f"project / limit {iwae / limit:7.2f}x  (target <= 2)")
+    print(f"all figures     {figures:7.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""DVC stage `evaluate`: test metrics and figures of the trained VAE; the `champion` alias."""
+
+import argparse
+import os
+from pathlib import Path
+
+# TensorFlow's C++ INFO lines would drown the stage's own output; warnings and errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+from vae_mnist.config import load_config
+from vae_mnist.errors import reports_errors
+from vae_mnist.evaluation import evaluate_vae
+
+
+@reports_errors
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model", type=Path, help="the train stage's .keras file")
+    parser.add_argument("processed_dir", type=Path, help="the preprocess stage's folder")
+    parser.add_argument("history", type=Path, help="the train stage's per-epoch CSV")
+    parser.add_argument("out_dir", type=Path, help="where metrics.json and figures/ go")
+    args = parser.parse_args()
+    metrics = evaluate_vae(
+        load_config(), args.model, args.processed_dir, args.history, args.out_dir
+    )
+    test = metrics["test"]
+    print(
+        f"test -ELBO {test['neg_elbo']:.2f} nats, IWAE bound ({metrics['iwae_samples']} samples) "
+        f"{test['neg_iwae']:.2f}, KL {test['kl']:.2f}, active units {test['active_units']}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""The figures people look at, as PNG files: same model and data, same bytes.
+
+matplotlib's Agg renderer is deterministic; the only varying field in a PNG it writes is the
+`Software` text (the matplotlib version), which is dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from statistics import NormalDist
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from vae_mnist.data.mnist import NUM_CLASSES
+
+PNG_METADATA = {"Software": None}
+DIGIT_COLOURS = plt.get_cmap("tab10")
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    fig.savefig(path, dpi=100, metadata=PNG_METADATA)
+    plt.close(fig)
+
+
+def _tile(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """(rows*cols, 28, 28) -> one (rows*28, cols*28) picture."""
+    h, w = images.shape[1:3]
+    return (
+        images[: rows * cols].reshape(rows, cols, h, w).swapaxes(1, 2).reshape(rows * h, cols * w)
+    )
+
+
+def first_of_each_digit(labels: np.ndarray) -> np.ndarray:
+    """Indices of the first test image of each digit: a fixed, readable selection."""
+    return np.array([int(np.flatnonzero(labels == d)[0]) for d in range(NUM_CLASSES)])
+
+
+def reconstructions(originals: np.ndarray, decoded: np.ndarray, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(10, 2.4))
+    ax.imshow(np.concatenate([_tile(originals, 1, 10), _tile(decoded, 1, 10)]), cmap="gray_r")
+    ax.set_yticks([14, 42], ["original", "reconstruction"])
+    ax.set_xticks([])
+    ax.set_title("Test digits (first of each class) and their reconstructions")
+    _save(fig, path)
+
+
+def latent_projection(z_mean: np.ndarray) -> tuple[np.ndarray, str]:
+    """2-D coordinates of latent means: the plane itself, or its top two principal directions."""
+    if z_mean.shape[1] == 2:
+        return z_mean, "z[0], z[1]"
+    centred = z_mean - z_mean.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+    return centred @ vt[:2].T, "PCA of z_mean: PC 1, PC 2"
+
+
+def latent_space(z_mean: np.ndarray, labels: np.ndarray, path: Path) -> None:
+    points, axes = latent_projection(z_mean)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    for digit in range(NUM_CLASSES):
+        chosen = labels == digit
+        ax.scatter(*points[chosen].T, s=2, color=DIGIT_COLOURS(digit), label=str(digit))
+    ax.legend(title="digit", markerscale=5, loc="upper right", fontsize=8)
+    first, second = axes.split(": ")[-1].split(", ")
+    ax.set_xlabel(first)
+    ax.set_ylabel(second)
+    ax.set_title(f"Latent means of the test set ({'PCA projection' if 'PCA' in axes else '2-d'})")
+    _save(fig, path)
+
+
+def manifold_codes(z_mean: np.ndarray, n: int = 20) -> np.ndarray:
+    """(n*n, latent) codes on a grid spaced by normal quantiles, in the plane the figure shows."""
+    quantiles = np.array([NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, n)])
+    grid = np.stack(np.meshgrid(quantiles, quantiles[::-1]), axis=-1).reshape(-1, 2)
+    if z_mean.shape[1] == 2:
+        return grid.astype(np.float32)
+    centred = z_mean - z_mean.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+    scale = s[:2] / np.sqrt(len(z_mean))  # std along each principal direction
+    return (z_mean.mean(axis=0) + (grid * scale) @ vt[:2]).astype(np.float32)
+
+
+def manifold(decoded: np.ndarray, latent_dim: int, path: Path) -> None:
+    n = int(np.sqrt(len(decoded)))
+    fig, ax = plt.subplots(figsize=(8, 8))
+    ax.imshow(_tile(decoded, n, n), cmap="gray_r")
+    ax.set_axis_off()
+    plane = "latent plane" if latent_dim == 2 else "plane of the top two principal directions"
+    ax.set_title(f"Decoder outputs over the {plane} (normal quantiles 5%-95%)")
+    _save(fig, path)
+
+
+def samples(decoded: np.ndarray, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 7))
+    ax.imshow(_tile(decoded, 10, 10), cmap="gray_r")
+    ax.set_axis_off()
+    ax.set_title("Samples from the prior z ~ N(0, I) (Bernoulli means)")
+    _save(fig, path)
+
+
+def interpolations(decoded: np.ndarray, pairs: list[tuple[int, int]], path: Path) -> None:
+    steps = len(decoded) // len(pairs)
+    fig, ax = plt.subplots(figsize=(10, 1.1 * len(pairs) + 0.6))
+    ax.imshow(_tile(decoded, len(pairs), steps), cmap="gray_r")
+    ax.set_yticks([14 + 28 * i for i in range(len(pairs))], [f"{a} → {b}" for a, b in pairs])
+    ax.set_xticks([])
+    ax.set_title("Linear interpolation between the latent means of two test digits")
+    _save(fig, path)
+
+
+def training_curves(history_csv: Path, path: Path) -> None:
+    with history_csv.open() as f:
+        rows = list(csv.DictReader(f))
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for key, label in (("loss", "training loss"), ("val_loss", "validation -ELBO")):
+        left.plot(epochs, [float(r[key]) for r in rows], marker="o", label=label)
+    left.set(xlabel="epoch", ylabel="nats per image", title="Loss")
+    left.legend()
+    for key in ("kl", "val_kl"):
+        right.plot(epochs, [float(r[key]) for r in rows], marker="o", label=key)
+    right.set(xlabel="epoch", ylabel="nats per image", title="KL term")
+    right.legend()
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def per_digit_elbo(per_digit: dict[str, dict[str, float]], path: Path) -> None:
+    digits = sorted(per_digit, key=int)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    values = [per_digit[d]["neg_elbo"] for d in digits]
+    ax.bar(digits, values, color=[DIGIT_COLOURS(int(d)) for d in digits])
+    for x, v in zip(digits, values, strict=True):
+        ax.text(x, v, f"{v:.0f}", ha="center", va="bottom", fontsize=8)
+    ax.set(xlabel="digit", ylabel="-ELBO (nats per image)", title="Test -ELBO per digit")
+    _save(fig, path)

@@ -1,0 +1,85 @@
+"""Lineage by model digest, and the `champion` alias, against a real sqlite MLflow store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from vae_mnist.tracking import link_to_training, stage_run
+
+MODEL = "vae-test"
+
+
+def train_and_register(client: mlflow.MlflowClient, sha: str) -> str:
+    """A finished training run tagged with a model digest, registered as a new version."""
+    with stage_run("train", "lineage") as run:
+        mlflow.set_tag("model.sha256", sha)
+    if not client.search_registered_models(f"name = '{MODEL}'"):
+        client.create_registered_model(MODEL)
+    version = client.create_model_version(MODEL, run.info.artifact_uri, run_id=run.info.run_id)
+    return str(version.version)
+
+
+def evaluate(sha: str, neg_elbo: float, figures: Path) -> dict[str, str]:
+    with stage_run("evaluate", "lineage") as run:
+        link_to_training(MODEL, sha, {"test/neg_elbo": neg_elbo, "test/kl": 5.0}, figures)
+    return mlflow.MlflowClient().get_run(run.info.run_id).data.tags
+
+
+@pytest.fixture
+def figures(tmp_path: Path) -> Path:
+    folder = tmp_path / "figures"
+    folder.mkdir()
+    (folder / "manifold.png").write_bytes(b"\x89PNG fake")
+    return folder
+
+
+def champion(client: mlflow.MlflowClient) -> str:
+    return str(client.get_model_version_by_alias(MODEL, "champion").version)
+
+
+def test_champion_moves_on_improvement_and_stays_on_a_worse_model(
+    mlflow_store: str, figures: Path
+) -> None:
+    client = mlflow.MlflowClient(mlflow_store)
+    first = train_and_register(client, "a" * 64)
+    tags = evaluate("a" * 64, 150.0, figures)
+    assert champion(client) == first and tags["champion.decision"] == "promoted"
+
+    better = train_and_register(client, "b" * 64)
+    tags = evaluate("b" * 64, 140.0, figures)
+    assert champion(client) == better
+    assert tags["champion.previous_version"] == first
+    assert tags["champion.previous_test_neg_elbo"] == "150.0"
+
+    worse = train_and_register(client, "c" * 64)
+    tags = evaluate("c" * 64, 145.0, figures)
+    assert champion(client) == better
+    assert tags["champion.decision"] == "kept"
+    assert tags["candidate.version"] == worse and tags["candidate.test_neg_elbo"] == "145.0"
+    assert client.get_model_version(MODEL, worse).tags["test.neg_elbo"] == "145.0"
+
+
+def test_test_metrics_and_figures_reach_the_training_run(mlflow_store: str, figures: Path) -> None:
+    client = mlflow.MlflowClient(mlflow_store)
+    train_and_register(client, "d" * 64)
+    tags = evaluate("d" * 64, 142.0, figures)
+    train_run = client.get_run(tags["train_run_id"])
+    assert train_run.data.tags["stage"] == "train"
+    assert train_run.data.metrics["test/neg_elbo"] == 142.0
+    listed = [a.path for a in client.list_artifacts(train_run.info.run_id, "figures")]
+    assert listed == ["figures/manifold.png"]
+
+
+def test_a_model_no_run_trained_is_evaluated_standalone(
+    mlflow_store: str, figures: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = mlflow.MlflowClient(mlflow_store)
+    train_and_register(client, "e" * 64)
+    tags = evaluate("f" * 64, 130.0, figures)
+    assert tags["train_run_id"] == "none"
+    assert "this evaluate run stands alone" in capsys.readouterr().out
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        client.get_model_version_by_alias(MODEL, "champion")

@@ -1,0 +1,118 @@
+"""Test metrics on a tiny trained model: the IWAE bound's properties, determinism, the keys."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vae_mnist.config import Config
+from vae_mnist.evaluation import per_image_terms, summarise
+from vae_mnist.training import fit_vae
+
+from .conftest import override
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    labels = (np.arange(300) % 10).astype(np.uint8)
+    # ten blurry "digits": each class lights its own band of rows, plus noise
+    images = rng.random((300, 28, 28)).astype(np.float32) * 0.2
+    for i, digit in enumerate(labels):
+        images[i, 2 * digit + 4 : 2 * digit + 8] += 0.7
+    return np.clip(images, 0, 1), labels
+
+
+@pytest.fixture(scope="module")
+def vae(data: tuple[np.ndarray, np.ndarray]):
+    from vae_mnist.config import load_config
+
+    from .conftest import REPO
+
+    config: Config = override(
+        load_config(REPO / "params.yaml"),
+        {"model.hidden_units": [64, 32], "train.epochs": 3, "train.batch_size": 30},
+    )
+    return fit_vae(config, data[0], data[0][:60], verbose=0).model
+
+
+def test_iwae_bound_is_tighter_than_the_elbo_per_image(vae, data) -> None:
+    terms = per_image_terms(vae, data[0], k=100, seed=0)
+    # as log-likelihood bounds: -neg_iwae >= -neg_elbo, image by image
+    assert (terms["neg_iwae"] <= terms["neg_elbo"] + 1e-3).all()
+    assert terms["neg_iwae"].mean() < terms["neg_elbo"].mean()
+
+
+def test_bound_tightens_with_more_samples(vae, data) -> None:
+    means = [per_image_terms(vae, data[0], k=k, seed=0)["neg_iwae"].mean() for k in (1, 10, 100)]
+    assert means[0] > means[1] > means[2]
+
+
+def test_one_sample_bound_is_the_elbo_within_noise(vae, data) -> None:
+    terms = per_image_terms(vae, data[0], k=1, seed=0)
+    spread = terms["neg_elbo"].std() / np.sqrt(len(data[0]))
+    assert abs(terms["neg_iwae"].mean() - terms["neg_elbo"].mean()) < 4 * spread + 0.5
+
+
+def test_same_model_same_numbers(vae, data) -> None:
+    first = per_image_terms(vae, data[0], k=20, seed=3)
+    second = per_image_terms(vae, data[0], k=20, seed=3)
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name])
+
+
+def test_batches_do_not_change_the_result_size(vae, data) -> None:
+    terms = per_image_terms(vae, data[0][:7], k=5000, seed=0)  # batch of 3 rows: padded tail
+    assert terms["neg_iwae"].shape == (7,) and terms["z_mean"].shape == (7, 2)
+    assert np.isfinite(terms["neg_iwae"]).all()
+
+
+def test_summary_has_every_documented_key(vae, data) -> None:
+    summary = summarise(per_image_terms(vae, data[0], k=10, seed=0), data[1])
+    assert set(summary["test"]) == {
+        "reconstruction", "kl", "neg_elbo", "neg_iwae", "iwae_gap", "bits_per_dim", "active_units",
+    }  # fmt: skip
+    assert summary["test"]["neg_elbo"] == pytest.approx(
+        summary["test"]["reconstruction"] + summary["test"]["kl"], abs=1e-3
+    )
+    assert summary["test"]["iwae_gap"] > 0
+    assert 0 <= summary["test"]["active_units"] <= 2
+    assert sorted(summary["per_digit"]) == [str(d) for d in range(10)]
+    assert set(summary["per_digit"]["3"]) == {
+        "reconstruction", "kl", "neg_elbo", "neg_iwae", "iwae_gap",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("latent_dim", [2, 3])
+def test_figures_are_all_there_and_byte_stable(data, tmp_path, latent_dim: int) -> None:
+    from vae_mnist.config import load_config
+    from vae_mnist.evaluation import render_figures
+    from vae_mnist.model import build_vae
+
+    from .conftest import REPO
+
+    config = override(
+        load_config(REPO / "params.yaml"),
+        {"model.hidden_units": [16], "model.latent_dim": latent_dim},
+    )
+    model = build_vae(config.model, False, seed=0)
+    images, labels = data
+    terms = per_image_terms(model, images, k=2, seed=0)
+    summary = summarise(terms, labels)
+    history = tmp_path / "history.csv"
+    history.write_text(
+        "epoch,loss,reconstruction,kl,val_loss,val_reconstruction,val_kl,learning_rate,beta\n"
+        "1,200,190,10,199,189,10,0.001,1\n2,180,172,8,181,173,8,0.001,1\n"
+    )
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for folder in folders:
+        folder.mkdir()
+        render_figures(model, images, labels, terms, summary, history, folder, seed=0)
+    names = sorted(p.name for p in folders[0].iterdir())
+    assert names == [
+        "interpolations.png", "latent_space.png", "manifold.png", "per_digit_neg_elbo.png",
+        "prior_samples.png", "reconstructions.png", "training_curves.png",
+    ]  # fmt: skip
+    for name in names:
+        assert (folders[0] / name).read_bytes() == (folders[1] / name).read_bytes(), name
+        assert (folders[0] / name).read_bytes()[:4] == b"\x89PNG"
