@@ -83,3 +83,13 @@ def test_a_model_no_run_trained_is_evaluated_standalone(
     assert "this evaluate run stands alone" in capsys.readouterr().out
     with pytest.raises(mlflow.exceptions.MlflowException):
         client.get_model_version_by_alias(MODEL, "champion")
+
+
+def test_re_evaluating_the_champion_keeps_it(mlflow_store: str, figures: Path) -> None:
+    client = mlflow.MlflowClient(mlflow_store)
+    only = train_and_register(client, "g" * 64)
+    evaluate("g" * 64, 150.0, figures)
+    tags = evaluate("g" * 64, 150.5, figures)  # e.g. more IWAE samples: slightly other numbers
+    assert tags["champion.decision"] == "already champion"
+    assert champion(client) == only
+    assert client.get_model_version(MODEL, only).tags["test.neg_elbo"] == "150.5"

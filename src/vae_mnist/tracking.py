@@ -181,24 +181,27 @@ def link_to_training(
         if current and "test.neg_elbo" in current.tags
         else None
     )
-    promote = best is None or score < best or current.version == version
-    if promote:
+    if current is not None and str(current.version) == str(version):
+        decision = "already champion"
+    elif best is None or score < best:
+        decision = "promoted"
+    else:
+        decision = "kept"
+    if decision != "kept":
         client.set_registered_model_alias(model_name, CHAMPION, version)
-    decision = "promoted" if promote else "kept"
+    holder = current.version if decision == "kept" else version
     mlflow.set_tags(
         {
             "champion.decision": decision,
-            "champion.version": version if promote else current.version,
-            "champion.previous_version": current.version if current else "none",
+            "champion.version": str(holder),
+            "champion.previous_version": str(current.version) if current else "none",
             "champion.previous_test_neg_elbo": "none" if best is None else str(best),
-            "candidate.version": version,
+            "candidate.version": str(version),
             "candidate.test_neg_elbo": str(score),
         }
     )
-    print(
-        f"champion: {model_name} v{version} (test -ELBO {score:.2f}) {decision}"
-        + ("" if best is None else f" against v{current.version} ({best:.2f})")
-    )
+    against = "" if best is None else f" against v{current.version} ({best:.2f})"
+    print(f"champion: {model_name} v{version} (test -ELBO {score:.2f}) {decision}{against}")
 
 
 def tracking_uri() -> str:
