@@ -36,6 +36,7 @@ from vae_mnist.tracking import file_sha256, link_to_training, stage_run
 METRICS_FILE = "metrics.json"
 FIGURES_DIR = "figures"
 EVAL_ROWS = 16_384  # decoder rows (images x samples) per compiled call
+NATS = ("reconstruction", "kl", "neg_elbo", "neg_iwae")  # the per-image terms, in nats
 ACTIVE_UNIT_THRESHOLD = 0.01  # Cov_x(E[z|x]) above this: the dimension is in use (Burda et al.)
 
 
@@ -95,9 +96,6 @@ def summarise(terms: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, Any
     )
     per_digit = {str(d): means(labels == d) for d in range(NUM_CLASSES) if (labels == d).any()}
     return {"test": overall, "per_digit": per_digit}
-
-
-NATS = ("reconstruction", "kl", "neg_elbo", "neg_iwae")
 
 
 def binarized_test_images(images: np.ndarray, binarize: str, seed: int) -> tuple[np.ndarray, str]:

@@ -54,6 +54,10 @@ def store() -> tuple[str, str | None]:
     return f"sqlite:///{root / STORE_FILE}", (root / ARTIFACTS_DIR).as_uri()
 
 
+def tracking_uri() -> str:
+    return store()[0]
+
+
 def experiment_id(name: str) -> str:
     """Point MLflow at the store and return the experiment's id, creating it on first use."""
     # An unreachable server should fail in seconds, not after MLflow's default 7 retries.
@@ -202,10 +206,6 @@ def link_to_training(
     )
     against = "" if best is None else f" against v{current.version} ({best:.2f})"
     print(f"champion: {model_name} v{version} (test -ELBO {score:.2f}) {decision}{against}")
-
-
-def tracking_uri() -> str:
-    return store()[0]
 
 
 @reports_errors
