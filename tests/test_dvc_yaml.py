@@ -66,6 +66,12 @@ def test_packages_hold_no_code() -> None:
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_runs_the_code_in_its_own_tree(stage: str) -> None:
+    # not the editable install's, which is the workspace's even for a queued experiment's copy
+    assert STAGES[stage]["cmd"].startswith(f"PYTHONPATH=src python pipeline/{stage}.py ")
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
 def test_params_are_listed_one_key_at_a_time(stage: str, config: Config) -> None:
     leaves = set(config.flat())
     for key in STAGES[stage].get("params", []):

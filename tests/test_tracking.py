@@ -56,6 +56,20 @@ def test_runs_carry_stage_git_and_dvc_tags(monkeypatch: pytest.MonkeyPatch) -> N
     assert len(tags["git.commit"]) == 40 and tags["git.dirty"] in {"True", "False"}
 
 
+def test_concurrent_stages_share_a_fresh_sqlite_store(tmp_path: Path) -> None:
+    """What `dvc queue start -j 4` does on first use: four stages open one new store at once."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    code = "from vae_mnist.tracking import experiment_id; print(experiment_id('grid'))"
+    command = [sys.executable, "-c", code]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    stages = [subprocess.Popen(command, env=env, cwd=tmp_path, **pipes) for _ in range(4)]
+    outcomes = [(stage.wait(timeout=300), *stage.communicate()) for stage in stages]
+    assert [code for code, _, _ in outcomes] == [0, 0, 0, 0], [err for _, _, err in outcomes]
+    assert len({out.strip() for _, out, _ in outcomes}) == 1  # one experiment, not four
+    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    assert [e.name for e in client.search_experiments()] == ["grid", "Default"]
+
+
 def test_a_failing_stage_ends_its_run_failed(mlflow_store: str) -> None:
     with pytest.raises(RuntimeError), stage_run("train", "failures"):
         raise RuntimeError("boom")

@@ -22,6 +22,7 @@ from typing import Any
 import mlflow
 import mlflow.data
 import numpy as np
+from filelock import FileLock, Timeout
 from mlflow.exceptions import MlflowException
 
 from vae_mnist.config import PARAMS_FILE, load_config
@@ -33,6 +34,7 @@ ARTIFACTS_DIR = "mlartifacts"
 # training-runs table with the model registry in the sidebar (MLflow 3.x).
 EXPERIMENT_KIND_TAG = {"mlflow.experimentKind": "custom_model_development"}
 UI_URL_SUFFIX = "?workflowType=machine_learning"
+STORE_LOCK_TIMEOUT_S = 300
 
 
 def project_root() -> Path:
@@ -58,6 +60,31 @@ def tracking_uri() -> str:
     return store()[0]
 
 
+@contextmanager
+def store_lock() -> Iterator[None]:
+    """Hold the sqlite store's lock file for what concurrent stages must not interleave.
+
+    `dvc queue start -j N` runs N stages at once against one sqlite file. Ordinary writes wait
+    for each other (MLflow sets sqlite's busy timeout), but creating the schema on first use and
+    read-then-write decisions (the champion alias) must run one process at a time. A tracking
+    server serialises its own writes, so other stores need no lock here.
+    """
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    database = Path(uri.removeprefix("sqlite:///").split("?")[0])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(f"{database}.lock", timeout=STORE_LOCK_TIMEOUT_S):
+            yield
+    except Timeout:
+        raise TrackingError(
+            f"MLflow store {uri} stayed locked for {STORE_LOCK_TIMEOUT_S} s by another stage "
+            f"(if none is running, delete {database}.lock)"
+        ) from None
+
+
 def experiment_id(name: str) -> str:
     """Point MLflow at the store and return the experiment's id, creating it on first use."""
     # An unreachable server should fail in seconds, not after MLflow's default 7 retries.
@@ -65,20 +92,18 @@ def experiment_id(name: str) -> str:
     uri, artifacts = store()
     mlflow.set_tracking_uri(uri)  # note: this also exports MLFLOW_TRACKING_URI
     try:
-        experiment = mlflow.get_experiment_by_name(name)
-        if experiment is None:
-            try:
+        with store_lock():  # the first use of a sqlite store creates its schema
+            experiment = mlflow.get_experiment_by_name(name)
+            if experiment is None:
                 return mlflow.create_experiment(
                     name, artifact_location=artifacts, tags=EXPERIMENT_KIND_TAG
                 )
-            except MlflowException:  # created meanwhile by a concurrent stage
-                experiment = mlflow.get_experiment_by_name(name)
-                if experiment is None:
-                    raise
-        for key, value in EXPERIMENT_KIND_TAG.items():
-            if experiment.tags.get(key) != value:
-                mlflow.set_experiment_tag(key, value)
-        return experiment.experiment_id
+            for key, value in EXPERIMENT_KIND_TAG.items():
+                if experiment.tags.get(key) != value:
+                    mlflow.set_experiment_tag(key, value)
+            return experiment.experiment_id
+    except TrackingError:
+        raise
     except Exception as error:  # sqlalchemy, requests and MLflow errors alike
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         raise TrackingError(
@@ -176,23 +201,24 @@ def link_to_training(
     version = max(versions, key=lambda v: int(v.version)).version
     score = test_metrics["test/neg_elbo"]
     client.set_model_version_tag(model_name, version, "test.neg_elbo", str(score))
-    try:
-        current = client.get_model_version_by_alias(model_name, CHAMPION)
-    except MlflowException:
-        current = None
-    best = (
-        float(current.tags["test.neg_elbo"])
-        if current and "test.neg_elbo" in current.tags
-        else None
-    )
-    if current is not None and str(current.version) == str(version):
-        decision = "already champion"
-    elif best is None or score < best:
-        decision = "promoted"
-    else:
-        decision = "kept"
-    if decision != "kept":
-        client.set_registered_model_alias(model_name, CHAMPION, version)
+    with store_lock():  # two queued experiments must not both read, then both promote
+        try:
+            current = client.get_model_version_by_alias(model_name, CHAMPION)
+        except MlflowException:
+            current = None
+        best = (
+            float(current.tags["test.neg_elbo"])
+            if current and "test.neg_elbo" in current.tags
+            else None
+        )
+        if current is not None and str(current.version) == str(version):
+            decision = "already champion"
+        elif best is None or score < best:
+            decision = "promoted"
+        else:
+            decision = "kept"
+        if decision != "kept":
+            client.set_registered_model_alias(model_name, CHAMPION, version)
     holder = current.version if decision == "kept" else version
     mlflow.set_tags(
         {
