@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,62 +12,9 @@ import pytest
 
 from vae_mnist.data.arrays import SPLITS, load_split
 
-from .conftest import REPO
+from .workspace import BIN, Repo
 
 pytestmark = pytest.mark.e2e
-
-BIN = Path(sys.executable).parent
-
-
-class Repo:
-    """A throwaway clone of the working tree (committed or not), driven like a user would."""
-
-    def __init__(self, root: Path, mirror: str | None) -> None:
-        self.root = root
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
-        self.env.update(
-            PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
-            DVC_NO_ANALYTICS="1",
-            GIT_AUTHOR_NAME="test",
-            GIT_AUTHOR_EMAIL="test@example.invalid",
-            GIT_COMMITTER_NAME="test",
-            GIT_COMMITTER_EMAIL="test@example.invalid",
-        )
-        if mirror is not None:
-            self.env["MNIST_MIRROR"] = mirror
-        listed = subprocess.run(
-            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-            cwd=REPO,
-            capture_output=True,
-            check=True,
-        ).stdout.decode()
-        for name in filter(None, listed.split("\0")):
-            source = REPO / name
-            if source.is_file():  # skip files deleted in the working tree
-                (root / name).parent.mkdir(parents=True, exist_ok=True)
-                (root / name).write_bytes(source.read_bytes())
-        self.run("git", "init", "-q")
-        self.run("git", "add", "-A")
-        self.run("git", "commit", "-qm", "copy")
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            args, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=900
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-        return result
-
-    def repro(self, *targets: str) -> list[str]:
-        """Run `dvc repro` and return the stages DVC reports it ran."""
-        result = self.run(str(BIN / "dvc"), "repro", *targets)
-        return re.findall(r"Running stage '([^']+)'", result.stdout)
-
-    def set_param(self, old: str, new: str) -> None:
-        params = self.root / "params.yaml"
-        text = params.read_text()
-        assert old in text
-        params.write_text(text.replace(old, new, 1))
 
 
 def test_data_stages_rerun_exactly_what_changed(tmp_path: Path, mnist_mirror: Path) -> None:
@@ -101,7 +45,8 @@ def test_data_stages_rerun_exactly_what_changed(tmp_path: Path, mnist_mirror: Pa
     # The store sits at the repository root, outside every out, ignored by git.
     store = tmp_path / "mlflow.db"
     assert store.is_file()
-    assert repo.run("git", "check-ignore", "mlflow.db", "mlartifacts").returncode == 0
+    store_files = ["mlflow.db", "mlflow.db.lock", "mlartifacts"]
+    assert repo.run("git", "check-ignore", *store_files).stdout.split() == store_files
     client = mlflow.MlflowClient(f"sqlite:///{store}")
     experiment = client.get_experiment_by_name("vae-mnist")
     assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()

@@ -1,0 +1,216 @@
+"""The DVC workflow end to end on one shrunk pipeline: bitwise reruns, a remote round trip,
+a queued grid on two workers, a named experiment, and the matrix of what reruns on each change.
+
+The tests share one built copy of the repository (building it is the expensive part) and run in
+file order; each leaves the copy consistent (`dvc status` clean) for the next.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from .conftest import REPO
+from .workspace import Repo
+
+pytestmark = pytest.mark.e2e
+
+STAGES = ["download", "preprocess", "train", "evaluate"]
+OUTS = ["data/raw", "data/processed", "models/vae.keras", "reports/train_history.csv",
+        "reports/evaluation"]  # fmt: skip
+QUEUE_TIMEOUT_S = 1200
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Repo:
+    """A copy whose whole pipeline ran once on a shrunk config, committed with its dvc.lock."""
+    mirror = os.environ.get("MNIST_MIRROR")
+    if not mirror:
+        pytest.skip("MNIST_MIRROR is not set: no real MNIST to run on (CI sets it)")
+    repo = Repo(tmp_path_factory.mktemp("workflow"), str(Path(mirror).resolve()))
+    repo.set_params({"train.epochs": 1, "evaluate.iwae_samples": 2})
+    assert repo.repro() == STAGES
+    repo.commit("the shrunk pipeline and its lock")
+    return repo
+
+
+def store(repo: Repo) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(f"sqlite:///{repo.root / 'mlflow.db'}")
+
+
+def digests(repo: Repo) -> dict[str, str]:
+    """sha256 of every file in every out."""
+    files = []
+    for out in OUTS:
+        path = repo.root / out
+        files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return {str(f.relative_to(repo.root)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in files}  # fmt: skip
+
+
+def test_forced_repro_rebuilds_every_out_bit_for_bit(built: Repo) -> None:
+    before = digests(built)
+    assert built.repro("-f") == STAGES
+    assert built.run("git", "status", "--porcelain").stdout == ""  # dvc.lock: same bytes
+    assert digests(built) == before
+
+
+def test_push_wipe_pull_restores_every_out_without_a_rerun(built: Repo, tmp_path: Path) -> None:
+    before = digests(built)
+    built.dvc("remote", "add", "--local", "--default", "scratch", str(tmp_path / "remote"))
+    try:
+        built.dvc("push")
+        for out in OUTS:
+            path = built.root / out
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        shutil.rmtree(built.root / ".dvc" / "cache")
+        assert "deleted" in built.dvc("status").stdout
+        built.dvc("pull")
+    finally:
+        built.dvc("remote", "remove", "--local", "scratch")
+    assert digests(built) == before
+    assert "Data and pipelines are up to date." in built.dvc("status").stdout
+    assert built.repro() == []
+
+
+def wait_for_queue(repo: Repo) -> str:
+    deadline = time.monotonic() + QUEUE_TIMEOUT_S
+    while True:
+        status = repo.dvc("queue", "status").stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            return status
+        if time.monotonic() > deadline:
+            repo.dvc("queue", "kill", "--all", check=False)
+            raise AssertionError(f"queue still busy after {QUEUE_TIMEOUT_S} s:\n{status}")
+        time.sleep(5)
+
+
+def shown_experiments(repo: Repo) -> dict[str, tuple[int, float]]:
+    """What `dvc exp show` lists: experiment name -> (model.latent_dim, test -ELBO)."""
+    shown = json.loads(repo.dvc("exp", "show", "--json").stdout)
+    experiments = {}
+    for row in shown:
+        for experiment in row.get("experiments") or []:
+            for rev in experiment["revs"]:
+                data = rev["data"]
+                latent = data["params"]["params.yaml"]["data"]["model"]["latent_dim"]
+                metrics = data["metrics"]["reports/evaluation/metrics.json"]["data"]
+                experiments[rev["name"]] = (latent, metrics["test"]["neg_elbo"])
+    return experiments
+
+
+def test_queued_grid_on_two_workers_lands_in_one_store(built: Repo) -> None:
+    client = store(built)
+    versions_before = {v.version for v in client.search_model_versions("name = 'vae-mnist'")}
+    built.dvc("exp", "run", "--queue", "-S", "model.latent_dim=3,4")
+    built.dvc("queue", "start", "--jobs", "2")
+    status = wait_for_queue(built)
+    assert len(re.findall(r"\bSuccess\b", status)) == 2, status
+
+    experiments = shown_experiments(built)  # dvc exp show: with their params and metrics
+    assert sorted(latent for latent, _ in experiments.values()) == [3, 4]
+    assert all(0 < loss < 300 for _, loss in experiments.values())
+
+    # MLflow: a training run per experiment, named by it, with its own version and test metrics
+    runs = client.search_runs(
+        [client.get_experiment_by_name("vae-mnist").experiment_id],
+        filter_string="tags.stage = 'train' and tags.`dvc.exp_name` != ''",
+    )
+    by_name = {run.data.tags["dvc.exp_name"]: run for run in runs}
+    assert set(by_name) == set(experiments)
+    for name, run in by_name.items():
+        assert run.data.params["model.latent_dim"] == str(experiments[name][0])
+        assert run.data.metrics["test/neg_elbo"] == pytest.approx(experiments[name][1])
+    versions = client.search_model_versions("name = 'vae-mnist'")
+    new = {v.version: v.run_id for v in versions if v.version not in versions_before}
+    assert sorted(new.values()) == sorted(run.info.run_id for run in by_name.values())
+
+    # the two workers trained at the same time against the one sqlite file
+    first, second = (run.info for run in by_name.values())
+    assert first.start_time < second.end_time and second.start_time < first.end_time
+    assert built.dvc("status").stdout.strip() == "Data and pipelines are up to date."
+
+
+def test_named_experiment_reruns_training_and_names_its_runs(built: Repo) -> None:
+    result = built.dvc("exp", "run", "--name", "latent-8", "-S", "model.latent_dim=8")
+    assert re.findall(r"Running stage '([^']+)'", result.stdout) == ["train", "evaluate"]
+    runs = store(built).search_runs(
+        [store(built).get_experiment_by_name("vae-mnist").experiment_id],
+        filter_string="tags.`dvc.exp_name` = 'latent-8'",
+    )
+    assert sorted(run.data.tags["stage"] for run in runs) == ["evaluate", "train"]
+    assert shown_experiments(built)["latent-8"][0] == 8
+
+
+# Which stages an edit to each file reruns. Every module of the package must be listed here.
+CODE_EDITS = {
+    "pipeline/download.py": {"download"},
+    "pipeline/preprocess.py": {"preprocess"},
+    "pipeline/train.py": {"train"},
+    "pipeline/evaluate.py": {"evaluate"},
+    "src/vae_mnist/config.py": set(STAGES),
+    "src/vae_mnist/errors.py": set(STAGES),
+    "src/vae_mnist/tracking.py": set(STAGES),
+    "src/vae_mnist/data/mnist.py": set(STAGES),
+    "src/vae_mnist/outputs.py": {"download", "preprocess", "evaluate"},
+    "src/vae_mnist/data/download.py": {"download"},
+    "src/vae_mnist/data/arrays.py": {"preprocess", "train", "evaluate"},
+    "src/vae_mnist/data/preprocess.py": {"preprocess"},
+    "src/vae_mnist/model.py": {"train", "evaluate"},
+    "src/vae_mnist/objectives.py": {"train", "evaluate"},
+    "src/vae_mnist/training.py": {"train"},
+    "src/vae_mnist/evaluation.py": {"evaluate"},
+    "src/vae_mnist/figures.py": {"evaluate"},
+    "src/vae_mnist/__init__.py": set(),
+    "README.md": set(),
+    "Makefile": set(),
+    "tests/test_config.py": set(),
+    "benchmarks/train_throughput.py": set(),
+}
+
+# What `dvc repro` runs after each params change, applied one after another.
+PARAM_CHANGES = [
+    ({"mlflow.experiment_name": "other", "mlflow.registered_model_name": "other"}, []),
+    ({"mlflow.experiment_name": "vae-mnist", "mlflow.registered_model_name": "vae-mnist"}, []),
+    ({"evaluate.iwae_samples": 3}, ["evaluate"]),
+    ({"train.learning_rate": 0.002}, ["train", "evaluate"]),
+    ({"model.latent_dim": 3}, ["train", "evaluate"]),
+    ({"data.val_size": 6000}, ["preprocess", "train", "evaluate"]),
+    ({"seed": 7}, ["preprocess", "train", "evaluate"]),
+    ({"data.binarize": "static"}, ["preprocess", "train", "evaluate"]),
+]
+
+
+def test_each_code_edit_marks_exactly_the_stages_that_import_it(built: Repo) -> None:
+    modules = {str(p.relative_to(REPO)) for p in (REPO / "src").rglob("*.py")}
+    assert modules - {"src/vae_mnist/data/__init__.py"} <= set(CODE_EDITS)
+    wrong = {}
+    for name, expected in CODE_EDITS.items():
+        path = built.root / name
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n# an edit\n")
+        try:
+            changed = set(json.loads(built.dvc("status", "--json").stdout))
+        finally:
+            path.write_bytes(original)
+        if changed != expected:
+            wrong[name] = sorted(changed)
+    assert wrong == {}
+    assert built.repro() == []
+
+
+def test_each_params_change_reruns_exactly_the_stages_that_read_it(built: Repo) -> None:
+    assert built.repro() == []
+    ran = []
+    for changes, _ in PARAM_CHANGES:
+        built.set_params(changes)
+        ran.append(built.repro())
+    assert ran == [expected for _, expected in PARAM_CHANGES]

@@ -1,0 +1,87 @@
+"""A throwaway copy of the repository that end-to-end tests drive as a user would."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .conftest import REPO
+
+BIN = Path(sys.executable).parent
+
+
+class Repo:
+    """A throwaway clone of the working tree (committed or not), driven like a user would."""
+
+    def __init__(self, root: Path, mirror: str | None) -> None:
+        self.root = root
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
+        self.env.update(
+            PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            DVC_NO_ANALYTICS="1",
+            GIT_AUTHOR_NAME="test",
+            GIT_AUTHOR_EMAIL="test@example.invalid",
+            GIT_COMMITTER_NAME="test",
+            GIT_COMMITTER_EMAIL="test@example.invalid",
+        )
+        if mirror is not None:
+            self.env["MNIST_MIRROR"] = mirror
+        listed = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        ).stdout.decode()
+        for name in filter(None, listed.split("\0")):
+            source = REPO / name
+            if source.is_file():  # skip files deleted in the working tree
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                (root / name).write_bytes(source.read_bytes())
+        self.run("git", "init", "-q")
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-qm", "copy")
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            args, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=900
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def repro(self, *targets: str) -> list[str]:
+        """Run `dvc repro` and return the stages DVC reports it ran."""
+        result = self.run(str(BIN / "dvc"), "repro", *targets)
+        return re.findall(r"Running stage '([^']+)'", result.stdout)
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run(str(BIN / "dvc"), *args, check=check)
+
+    def commit(self, message: str) -> None:
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-qm", message)
+
+    def set_params(self, changes: dict[str, Any]) -> None:
+        """Set dotted keys in params.yaml (rewritten as plain YAML; DVC compares values)."""
+        params = self.root / "params.yaml"
+        tree = yaml.safe_load(params.read_text())
+        for dotted, value in changes.items():
+            *sections, key = dotted.split(".")
+            node = tree
+            for section in sections:
+                node = node[section]
+            assert key in node, dotted
+            node[key] = value
+        params.write_text(yaml.safe_dump(tree, sort_keys=False))
+
+    def set_param(self, old: str, new: str) -> None:
+        params = self.root / "params.yaml"
+        text = params.read_text()
+        assert old in text
+        params.write_text(text.replace(old, new, 1))
