@@ -103,18 +103,10 @@ class Trained:
     best_epoch: int
 
 
-def fit_vae(
-    config: Config,
-    train_images: np.ndarray,
-    val_images: np.ndarray,
-    callbacks: list[keras.callbacks.Callback] = (),
-    verbose: int | str = 2,
-    validate: bool = True,
-) -> Trained:
-    """Train a fresh VAE as `config` says; same config and data -> same weights."""
+def compile_vae(config: Config, steps_per_epoch: int) -> VAE:
+    """A fresh VAE compiled the way training runs it: Adam, XLA, several steps per call."""
     make_deterministic(config.seed)
     model = build_vae(config.model, config.data.binarize == "dynamic", config.seed)
-    steps_per_epoch = len(train_images) // config.train.batch_size
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate(config.train, steps_per_epoch)),
         steps_per_execution=STEPS_PER_EXECUTION,
@@ -122,6 +114,18 @@ def fit_vae(
     # Keras turns XLA off whenever op determinism is on, for the sake of GPU kernels; XLA on the
     # CPU is deterministic (tests/test_training.py trains twice and compares weights).
     model._jit_compile = JIT_COMPILE
+    return model
+
+
+def fit_vae(
+    config: Config,
+    train_images: np.ndarray,
+    val_images: np.ndarray,
+    callbacks: list[keras.callbacks.Callback] = (),
+    verbose: int | str = 2,
+) -> Trained:
+    """Train a fresh VAE as `config` says; same config and data -> same weights."""
+    model = compile_vae(config, len(train_images) // config.train.batch_size)
     recorder = EpochRecorder(config.train.kl_warmup_epochs)
     all_callbacks = [recorder]
     stopper = None
@@ -135,9 +139,7 @@ def fit_vae(
     all_callbacks += list(callbacks)
     model.fit(
         batches(train_images, config.train.batch_size, seed=config.seed),
-        validation_data=batches(val_images, config.train.batch_size, seed=None)
-        if validate
-        else None,
+        validation_data=batches(val_images, config.train.batch_size, seed=None),
         epochs=config.train.epochs,
         callbacks=all_callbacks,
         shuffle=False,  # the dataset reshuffles itself, seeded
