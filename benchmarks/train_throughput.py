@@ -25,6 +25,9 @@ from vae_mnist.config import Config, load_config
 from vae_mnist.data.mnist import IMAGE_SHAPE
 
 PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+# A pause before each timed item: numpy's BLAS threads spin on after a GEMM, and a trainer timed
+# right after the limit ran ~15% slower here (6.1 s against 5.2 s an epoch) for that alone.
+SETTLE_S = 1.0
 
 
 def layer_shapes(config: Config) -> list[tuple[int, int]]:
@@ -81,7 +84,7 @@ def project_trainer(config: Config, images: np.ndarray):
     data = batches(images, config.train.batch_size, seed=config.seed)
 
     def epoch(index: int, timer: EpochTimer) -> None:
-        model.fit(data, initial_epoch=index, epochs=index + 1, callbacks=[timer],
+        model.fit(data, initial_epoch=index, epochs=index + 1, callbacks=[timer], shuffle=False,
                   verbose=0)  # fmt: skip
 
     return epoch
@@ -124,9 +127,11 @@ def main() -> None:
     times: dict[str, list[float]] = {"GEMM limit": [], **{name: [] for name in trainers}}
     first: dict[str, float] = {}
     for index in range(args.epochs):
+        time.sleep(SETTLE_S)
         limit, flop_per_image = gemm_limit(config, args.images, repeats=60)
         times["GEMM limit"].append(limit)
         for name, epoch in trainers.items():
+            time.sleep(SETTLE_S)
             timer = EpochTimer()
             epoch(index, timer)
             times[name].append(timer.seconds)
