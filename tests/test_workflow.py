@@ -136,6 +136,11 @@ def test_queued_grid_on_two_workers_lands_in_one_store(built: Repo) -> None:
     # the two workers trained at the same time against the one sqlite file
     first, second = (run.info for run in by_name.values())
     assert first.start_time < second.end_time and second.start_time < first.end_time
+    # and their evaluations, deciding at the same time, left the alias on the best version
+    versions = client.search_model_versions("name = 'vae-mnist'")
+    scored = [v for v in versions if "test.neg_elbo" in v.tags]
+    best = min(scored, key=lambda v: float(v.tags["test.neg_elbo"]))
+    assert client.get_model_version_by_alias("vae-mnist", "champion").version == best.version
     assert built.dvc("status").stdout.strip() == "Data and pipelines are up to date."
 
 
