@@ -10,13 +10,12 @@ within 2x of that limit; all figures together in a few seconds.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from train_throughput import layer_shapes  # this folder's other benchmark
+from train_throughput import gemm_seconds, layer_shapes  # this folder's other benchmark
 
 from vae_mnist.config import load_config
 from vae_mnist.data.mnist import IMAGE_SHAPE
@@ -32,13 +31,7 @@ def forward_gemm_seconds(shapes: list[tuple[int, int]], rows: int, repeats: int 
          rng.standard_normal((i, o), dtype=np.float32))
         for i, o in shapes
     ]  # fmt: skip
-    times = []
-    for _ in range(repeats + 2):
-        start = time.perf_counter()
-        for a, b in operands:
-            a @ b
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[2:])
+    return gemm_seconds(operands, repeats)
 
 
 def main() -> None:

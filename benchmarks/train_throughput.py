@@ -23,6 +23,8 @@ import numpy as np
 
 from vae_mnist.config import Config, load_config
 from vae_mnist.data.mnist import IMAGE_SHAPE
+from vae_mnist.model import build_vae
+from vae_mnist.training import batches, compile_vae, make_deterministic
 
 PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 # A pause before each timed item: numpy's BLAS threads spin on after a GEMM, and a trainer timed
@@ -56,14 +58,19 @@ def gemm_limit(config: Config, images: int, repeats: int = 200) -> tuple[float, 
         for a, b in ((x, w), (dy, w.T), (x.T, dy)):  # forward, input grad, weight grad
             operands.append((np.ascontiguousarray(a), np.ascontiguousarray(b)))
     flops = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b in operands)
+    return gemm_seconds(operands, repeats) * images / batch, flops / batch
+
+
+def gemm_seconds(operands: list[tuple[np.ndarray, np.ndarray]], repeats: int) -> float:
+    """Median seconds for the whole sequence of products, after a few warm-up sequences."""
+    warmup = 5
     times = []
-    for _ in range(repeats + 10):
+    for _ in range(warmup + repeats):
         start = time.perf_counter()
         for a, b in operands:
             a @ b
         times.append(time.perf_counter() - start)
-    step = statistics.median(times[10:])
-    return step * images / batch, flops / batch
+    return statistics.median(times[warmup:])
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -78,8 +85,6 @@ class EpochTimer(keras.callbacks.Callback):
 
 def project_trainer(config: Config, images: np.ndarray):
     """One more epoch of the project's trainer per call: the model and data fit_vae uses."""
-    from vae_mnist.training import batches, compile_vae
-
     model = compile_vae(config, len(images) // config.train.batch_size)
     data = batches(images, config.train.batch_size, seed=config.seed)
 
@@ -92,9 +97,6 @@ def project_trainer(config: Config, images: np.ndarray):
 
 def plain_fit(config: Config, images: np.ndarray):
     """The idiomatic baseline: the same VAE and train_step, compiled without XLA, fed numpy."""
-    from vae_mnist.model import build_vae
-    from vae_mnist.training import make_deterministic
-
     make_deterministic(config.seed)
     model = build_vae(config.model, False, config.seed)
     model.compile(optimizer=keras.optimizers.Adam(config.train.learning_rate), jit_compile=False)
@@ -121,11 +123,10 @@ def main() -> None:
           f"an epoch of the trainer, an epoch of plain fit, so that a slow spell of a shared "
           f"machine weighs on all three")  # fmt: skip
 
-    # Interleaved rounds: each ratio compares figures taken minutes apart, not a whole run apart.
+    # Interleaved rounds: each ratio compares figures taken seconds apart, not minutes apart.
     trainers = {"project trainer": project_trainer(config, images),
                 "plain model.fit": plain_fit(config, images)}  # fmt: skip
     times: dict[str, list[float]] = {"GEMM limit": [], **{name: [] for name in trainers}}
-    first: dict[str, float] = {}
     for index in range(args.epochs):
         time.sleep(SETTLE_S)
         limit, flop_per_image = gemm_limit(config, args.images, repeats=60)
@@ -138,7 +139,6 @@ def main() -> None:
         row = "  ".join(f"{name} {values[-1]:5.2f} s" for name, values in times.items())
         print(f"round {index + 1}: {row}{'  (warm-up: compiles)' if index == 0 else ''}",
               flush=True)  # fmt: skip
-        first = first or {name: values[0] for name, values in times.items()}
 
     steady = {name: statistics.median(values[1:] or values) for name, values in times.items()}
     limit = steady["GEMM limit"]
@@ -147,7 +147,7 @@ def main() -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     for name in trainers:
         print(f"{name:15} {steady[name]:7.2f} s/epoch  ({args.images / steady[name]:8.0f} "
-              f"images/s; first epoch {first[name]:.2f} s)")  # fmt: skip
+              f"images/s; first epoch {times[name][0]:.2f} s)")  # fmt: skip
     print(f"peak RSS        {rss:7.0f} MiB (both models and the data, one process)")
     trainer, baseline = steady["project trainer"], steady["plain model.fit"]
     print(f"trainer / limit     {trainer / limit:5.2f}x  (target <= 1.3)")
