@@ -12,7 +12,7 @@ import pytest
 
 from vae_mnist.config import Config
 from vae_mnist.model import build_vae, inference_model, load_vae, save_vae
-from vae_mnist.training import fit_vae, history_csv
+from vae_mnist.training import batches, fit_vae, history_csv
 
 from .conftest import override
 
@@ -59,6 +59,31 @@ def test_default_network_is_the_classic_one(config: Config) -> None:
     decoder = [layer.units for layer in vae.decoder.layers if isinstance(layer, keras.layers.Dense)]
     assert decoder == [128, 256, 512, 784]
     assert sum(int(np.prod(w.shape)) for w in vae.trainable_weights) == 1_133_844
+
+
+def image_ids(dataset) -> list[list[int]]:
+    """Each batch as the ids of its images (the first pixel holds an image's id)."""
+    return [[int(i) for i in batch[:, 0, 0]] for batch in dataset.as_numpy_iterator()]
+
+
+ID_IMAGES = np.arange(100, dtype=np.float32)[:, None, None] * np.ones((1, 28, 28), np.float32)
+
+
+def test_training_batches_are_full_and_reshuffled_each_epoch() -> None:
+    dataset = batches(ID_IMAGES, 32, seed=7)
+    first, second = image_ids(dataset), image_ids(dataset)
+    for epoch in (first, second):
+        assert [len(batch) for batch in epoch] == [32, 32, 32]  # no ragged last batch
+        drawn = [i for batch in epoch for i in batch]
+        assert len(set(drawn)) == 96 and set(drawn) <= set(range(100))
+    assert first != second  # reshuffled
+    assert image_ids(batches(ID_IMAGES, 32, seed=7)) == first  # seeded: the same order again
+
+
+def test_validation_batches_hold_every_image_in_order() -> None:
+    in_order = image_ids(batches(ID_IMAGES, 32, seed=None))
+    assert [len(batch) for batch in in_order] == [32, 32, 32, 4]
+    assert [i for batch in in_order for i in batch] == list(range(100))
 
 
 def test_one_train_step_lowers_the_loss(tiny: Config, images: np.ndarray) -> None:

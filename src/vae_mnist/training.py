@@ -48,15 +48,19 @@ def batches(images: np.ndarray, batch_size: int, seed: int | None) -> tf.data.Da
     Seeded (training): reshuffled every epoch, and only full batches, so that one compiled step
     serves every batch (a ragged last batch costs a second XLA compilation; the images it would
     hold are drawn into full batches in other epochs). Unseeded (validation): every image, in order.
+
+    tf.data's autotuner is off and the sizes are fixed: with it on, most epochs here began with
+    both cores idle for about 4.5 s (10 s epochs instead of 5.5 s), and a gather of one batch
+    needs no tuning.
     """
     data = tf.constant(images)
     indices = tf.data.Dataset.range(len(images))
     if seed is not None:
         indices = indices.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    batched = indices.batch(batch_size, drop_remainder=seed is not None).map(
-        lambda idx: tf.gather(data, idx), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
-    return batched.prefetch(tf.data.AUTOTUNE)
+    batched = indices.batch(batch_size, drop_remainder=seed is not None)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return batched.map(lambda idx: tf.gather(data, idx)).prefetch(2).with_options(options)
 
 
 def learning_rate(
