@@ -74,18 +74,21 @@ def gemm_seconds(operands: list[tuple[np.ndarray, np.ndarray]], repeats: int) ->
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """The seconds of each epoch (`seconds`: the last), leaving out fit()'s own set-up."""
+    """The seconds of each epoch, leaving out fit()'s own set-up."""
 
     def __init__(self) -> None:
         super().__init__()
         self.all: list[float] = []
 
+    @property
+    def seconds(self) -> float:
+        return self.all[-1]
+
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.start = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.seconds = time.perf_counter() - self.start
-        self.all.append(self.seconds)
+        self.all.append(time.perf_counter() - self.start)
 
 
 def project_trainer(config: Config, images: np.ndarray):
