@@ -111,7 +111,7 @@ def test_queued_grid_on_two_workers_lands_in_one_store(built: Repo) -> None:
     client = store(built)
     versions_before = {v.version for v in client.search_model_versions("name = 'vae-mnist'")}
     built.dvc("exp", "run", "--queue", "-S", "model.latent_dim=3,4")
-    built.dvc("queue", "start", "--jobs", "2")
+    built.start_queue(jobs=2)
     status = wait_for_queue(built)
     assert len(re.findall(r"\bSuccess\b", status)) == 2, status
 

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,22 @@ class Repo:
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
+
+    def start_queue(self, jobs: int) -> None:
+        """`dvc queue start`: it returns at once and leaves its workers running in the background.
+
+        The workers inherit the command's stdout and stderr, so these go to a file: a pipe would
+        keep `run` waiting for the last worker to exit, and one worker here hung in dvc-task's
+        shutdown after its task had succeeded, holding the pipe open for good.
+        """
+        with tempfile.TemporaryFile("w+") as output:
+            result = subprocess.run(
+                [str(BIN / "dvc"), "queue", "start", "--jobs", str(jobs)],
+                cwd=self.root, env=self.env, stdout=output, stderr=subprocess.STDOUT, timeout=120,
+            )  # fmt: skip
+            if result.returncode != 0:
+                output.seek(0)
+                raise AssertionError(f"dvc queue start failed:\n{output.read()}")
 
     def repro(self, *targets: str) -> list[str]:
         """Run `dvc repro` and return the stages DVC reports it ran."""
