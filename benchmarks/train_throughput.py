@@ -92,27 +92,25 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def project_trainer(config: Config, images: np.ndarray):
-    """One more epoch of the project's trainer per call: the model and data fit_vae uses."""
+    """More epochs of the project's trainer per call (one by default): fit_vae's model and data."""
     model = compile_vae(config, len(images) // config.train.batch_size)
     data = batches(images, config.train.batch_size, seed=config.seed)
 
-    def epoch(index: int, timer: EpochTimer) -> None:
-        model.fit(data, initial_epoch=index, epochs=index + 1, callbacks=[timer], shuffle=False,
-                  verbose=0)  # fmt: skip
+    def epoch(index: int, timer: EpochTimer, epochs: int = 1) -> None:
+        model.fit(data, initial_epoch=index, epochs=index + epochs, callbacks=[timer],
+                  shuffle=False, verbose=0)  # fmt: skip
 
     return epoch
 
 
 def consecutive_epochs(config: Config, images: np.ndarray, epochs: int) -> list[float]:
-    """Seconds of each epoch of one fit() call, as the train stage runs them.
+    """Seconds of each epoch of one fit() call of a fresh trainer, as the train stage runs them.
 
     The rounds start a fit() per epoch after a pause, which hid a stall at the start of each
     epoch of a long fit (tf.data's autotuner, now off); this keeps such a stall in view.
     """
-    model = compile_vae(config, len(images) // config.train.batch_size)
     timer = EpochTimer()
-    model.fit(batches(images, config.train.batch_size, seed=config.seed), epochs=epochs,
-              callbacks=[timer], shuffle=False, verbose=0)  # fmt: skip
+    project_trainer(config, images)(0, timer, epochs)
     return timer.all
 
 
