@@ -6,9 +6,6 @@ VENV := $(CURDIR)/.venv
 TOOLS := $(CURDIR)/.tools
 UV_VERSION := 0.13.9
 BOOTSTRAP_PYTHON ?= python3
-# Optional extras from pyproject.toml to keep installed, e.g. EXTRAS=s3 for an S3 DVC remote
-# (`uv sync` removes what the lock's selection does not name, so pass them on every call or export).
-EXTRAS ?=
 UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 
 export PATH := $(VENV)/bin:$(PATH)
@@ -25,8 +22,10 @@ export UV_SYSTEM_CERTS ?= 1
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# Every extra (s3, team): the tests exercise them, and `uv sync` would remove any extra that one
+# call named and the next did not.
 env: | $(UV) ## create or update .venv from uv.lock (fast when up to date)
-	@$(UV) sync --locked --quiet $(EXTRAS:%=--extra %)
+	@$(UV) sync --locked --quiet --all-extras
 
 $(TOOLS)/bin/uv: # bootstrap uv inside its own venv (PEP 668 forbids pip outside one)
 	$(BOOTSTRAP_PYTHON) -m venv $(TOOLS)
