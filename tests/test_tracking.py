@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,15 +19,9 @@ from vae_mnist.data.preprocess import preprocess_mnist
 from vae_mnist.errors import TrackingError
 from vae_mnist.tracking import EXPERIMENT_KIND_TAG, run_tags, stage_run, store
 
-from .conftest import override
+from .conftest import free_port, override
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_default_store_sits_at_the_repository_root(
