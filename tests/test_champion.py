@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+import uuid
 from pathlib import Path
 
 import mlflow
@@ -12,13 +17,13 @@ from vae_mnist.tracking import link_to_training, stage_run
 MODEL = "vae-test"
 
 
-def train_and_register(client: mlflow.MlflowClient, sha: str) -> str:
+def train_and_register(client: mlflow.MlflowClient, sha: str, model: str = MODEL) -> str:
     """A finished training run tagged with a model digest, registered as a new version."""
     with stage_run("train", "lineage") as run:
         mlflow.set_tag("model.sha256", sha)
-    if not client.search_registered_models(f"name = '{MODEL}'"):
-        client.create_registered_model(MODEL)
-    version = client.create_model_version(MODEL, run.info.artifact_uri, run_id=run.info.run_id)
+    if not client.search_registered_models(f"name = '{model}'"):
+        client.create_registered_model(model)
+    version = client.create_model_version(model, run.info.artifact_uri, run_id=run.info.run_id)
     return str(version.version)
 
 
@@ -36,8 +41,8 @@ def figures(tmp_path: Path) -> Path:
     return folder
 
 
-def champion(client: mlflow.MlflowClient) -> str:
-    return str(client.get_model_version_by_alias(MODEL, "champion").version)
+def champion(client: mlflow.MlflowClient, model: str = MODEL) -> str:
+    return str(client.get_model_version_by_alias(model, "champion").version)
 
 
 def test_champion_moves_on_improvement_and_stays_on_a_worse_model(
@@ -93,3 +98,48 @@ def test_re_evaluating_the_champion_keeps_it(mlflow_store: str, figures: Path) -
     assert tags["champion.decision"] == "already champion"
     assert champion(client) == only
     assert client.get_model_version(MODEL, only).tags["test.neg_elbo"] == "150.5"
+
+
+EVALUATE_AT_ONCE = """
+import sys, time
+from pathlib import Path
+from vae_mnist.tracking import link_to_training, stage_run
+go, sha, score, figures = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3]), Path(sys.argv[4])
+with stage_run("evaluate", "lineage"):
+    (go.parent / f"ready-{sha}").touch()
+    while not go.exists():  # every evaluation is set up and waits: then all decide at once
+        time.sleep(0.005)
+    link_to_training(sys.argv[5], sha, {"test/neg_elbo": score}, figures)
+"""
+
+
+@pytest.mark.stack
+def test_evaluations_at_once_on_a_server_leave_the_best_champion(
+    team_stack, figures: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several machines evaluate at once against one tracking server: no lock serialises them,
+    and whatever the interleaving the alias must end on the lowest test -ELBO."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", team_stack.tracking_uri)
+    client = mlflow.MlflowClient(team_stack.tracking_uri)
+    for attempt, order in enumerate(([3, 5, 0, 4, 1, 2], [5, 4, 3, 2, 1, 0])):
+        model = f"{MODEL}-race-{uuid.uuid4().hex[:12]}"  # the stack outlives this test
+        scores = {f"{attempt}{i}" * 32: 140.0 + rank for i, rank in enumerate(order)}
+        versions = {sha: train_and_register(client, sha, model) for sha in scores}
+        go = tmp_path / f"round-{attempt}" / "go"
+        go.parent.mkdir()
+        env = {**os.environ, "MLFLOW_TRACKING_URI": team_stack.tracking_uri}
+        command = [sys.executable, "-c", EVALUATE_AT_ONCE, str(go)]
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+        evaluations = [
+            subprocess.Popen([*command, sha, str(score), str(figures), model], env=env, **pipes)
+            for sha, score in scores.items()
+        ]
+        deadline = time.monotonic() + 120
+        while len(list(go.parent.glob("ready-*"))) < len(scores):
+            assert time.monotonic() < deadline, [e.poll() for e in evaluations]
+            time.sleep(0.1)
+        go.touch()
+        outputs = [e.communicate(timeout=300)[0] for e in evaluations]
+        assert [e.returncode for e in evaluations] == [0] * len(scores), outputs
+        best = versions[min(scores, key=scores.get)]
+        assert champion(client, model) == best, outputs

@@ -62,12 +62,12 @@ def tracking_uri() -> str:
 
 @contextmanager
 def store_lock() -> Iterator[None]:
-    """Hold the sqlite store's lock file for what concurrent stages must not interleave.
+    """Hold the sqlite store's lock file while a stage creates the schema on first use.
 
     `dvc queue start -j N` runs N stages at once against one sqlite file. Ordinary writes wait
-    for each other (MLflow sets sqlite's busy timeout), but creating the schema on first use and
-    read-then-write decisions (the champion alias) must run one process at a time. A tracking
-    server serialises its own writes, so other stores need no lock here.
+    for each other (MLflow sets sqlite's busy timeout), but N processes creating the tables of a
+    new file at once fail ("table runs already exists"). A server creates its schema once, at
+    its own start, so other stores need no lock.
     """
     uri = tracking_uri()
     if not uri.startswith("sqlite:///"):
@@ -166,6 +166,8 @@ def file_sha256(path: Path) -> str:
 
 
 CHAMPION = "champion"
+SCORE_TAG = "test.neg_elbo"  # on each evaluated model version: what the champion is chosen by
+CONVERGE_ROUNDS = 20
 
 
 def link_to_training(
@@ -198,40 +200,74 @@ def link_to_training(
     if not versions:
         print(f"note: training run {train_run} registered no version of {model_name}")
         return
-    version = max(versions, key=lambda v: int(v.version)).version
+    version = str(max(int(v.version) for v in versions))
     score = test_metrics["test/neg_elbo"]
-    client.set_model_version_tag(model_name, version, "test.neg_elbo", str(score))
-    with store_lock():  # two queued experiments must not both read, then both promote
-        try:
-            current = client.get_model_version_by_alias(model_name, CHAMPION)
-        except MlflowException:
-            current = None
-        best = (
-            float(current.tags["test.neg_elbo"])
-            if current and "test.neg_elbo" in current.tags
-            else None
-        )
-        if current is not None and str(current.version) == str(version):
-            decision = "already champion"
-        elif best is None or score < best:
-            decision = "promoted"
-        else:
-            decision = "kept"
-        if decision != "kept":
-            client.set_registered_model_alias(model_name, CHAMPION, version)
-    holder = current.version if decision == "kept" else version
+    previous = champion_version(client, model_name)
+    previous_score = scores(client, model_name).get(previous) if previous else None
+    client.set_model_version_tag(model_name, version, SCORE_TAG, str(score))
+    holder = converge_champion(client, model_name)
+    if holder != version:
+        decision = "kept"
+    elif previous == version:
+        decision = "already champion"
+    else:
+        decision = "promoted"
     mlflow.set_tags(
         {
             "champion.decision": decision,
             "champion.version": str(holder),
-            "champion.previous_version": str(current.version) if current else "none",
-            "champion.previous_test_neg_elbo": "none" if best is None else str(best),
-            "candidate.version": str(version),
+            "champion.previous_version": previous or "none",
+            "champion.previous_test_neg_elbo": "none"
+            if previous_score is None
+            else str(previous_score),
+            "candidate.version": version,
             "candidate.test_neg_elbo": str(score),
         }
     )
-    against = "" if best is None else f" against v{current.version} ({best:.2f})"
+    against = "" if previous_score is None else f" against v{previous} ({previous_score:.2f})"
     print(f"champion: {model_name} v{version} (test -ELBO {score:.2f}) {decision}{against}")
+
+
+def scores(client: mlflow.MlflowClient, model_name: str) -> dict[str, float]:
+    """Every evaluated version's test -ELBO, from the versions' own tags."""
+    found: dict[str, float] = {}
+    token = None
+    while True:
+        page = client.search_model_versions(f"name = '{model_name}'", page_token=token)
+        for v in page:
+            if SCORE_TAG in v.tags:
+                found[str(v.version)] = float(v.tags[SCORE_TAG])
+        token = page.token
+        if not token:
+            return found
+
+
+def champion_version(client: mlflow.MlflowClient, model_name: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(model_name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def converge_champion(client: mlflow.MlflowClient, model_name: str) -> str:
+    """Point `champion` at the best-scoring version, and check again until it holds still.
+
+    No lock, so it is right for every store: evaluations that run at once each tag their own
+    version first, then re-read every version's score and the alias after each move. Whoever
+    writes the alias last reads again afterwards, and any tag written later is followed by its
+    writer's own read, so however the calls interleave the alias ends on the lowest test -ELBO
+    (ties: the oldest version).
+    """
+    for _ in range(CONVERGE_ROUNDS):
+        ranked = scores(client, model_name)
+        best = min(ranked, key=lambda v: (ranked[v], int(v)))
+        if champion_version(client, model_name) == best:
+            return best
+        client.set_registered_model_alias(model_name, CHAMPION, best)
+    raise TrackingError(
+        f"the {CHAMPION} alias of {model_name} in {tracking_uri()} kept moving for "
+        f"{CONVERGE_ROUNDS} rounds; run the evaluate stage again"
+    )
 
 
 @reports_errors
