@@ -71,6 +71,7 @@ def test_summary_has_every_documented_key(vae, data) -> None:
     summary = summarise(per_image_terms(vae, data[0], k=10, seed=0), data[1])
     assert set(summary["test"]) == {
         "reconstruction", "kl", "neg_elbo", "neg_iwae", "iwae_gap", "bits_per_dim", "active_units",
+        "mse",
     }  # fmt: skip
     assert summary["test"]["neg_elbo"] == pytest.approx(
         summary["test"]["reconstruction"] + summary["test"]["kl"], abs=1e-3
@@ -81,6 +82,18 @@ def test_summary_has_every_documented_key(vae, data) -> None:
     assert set(summary["per_digit"]["3"]) == {
         "reconstruction", "kl", "neg_elbo", "neg_iwae", "iwae_gap",
     }  # fmt: skip
+
+
+def test_mse_is_the_error_of_what_the_registered_model_returns(vae, data) -> None:
+    """The number a served model is checked against: its own output at the latent mean."""
+    from vae_mnist.model import inference_model
+
+    images = data[0][:37]
+    served = np.asarray(inference_model(vae)(images))  # what MLflow registers and serves
+    expected = ((images[..., None] - served) ** 2).reshape(len(images), -1).mean(axis=1)
+    terms = per_image_terms(vae, images, k=7, seed=1)
+    np.testing.assert_allclose(terms["mse"], expected, rtol=1e-5)
+    assert summarise(terms, data[1][:37])["test"]["mse"] == pytest.approx(expected.mean(), 1e-5)
 
 
 @pytest.mark.parametrize("latent_dim", [2, 3])

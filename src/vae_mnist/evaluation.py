@@ -41,7 +41,9 @@ ACTIVE_UNIT_THRESHOLD = 0.01  # Cov_x(E[z|x]) above this: the dimension is in us
 
 
 def per_image_terms(vae: VAE, images: np.ndarray, k: int, seed: int) -> dict[str, np.ndarray]:
-    """reconstruction, kl, neg_elbo, neg_iwae (each (N,), nats) and z_mean (N, latent)."""
+    """reconstruction, kl, neg_elbo, neg_iwae (each (N,), nats), z_mean (N, latent), and mse
+    (N,): the per-pixel squared error of the reconstruction at z_mean, the registered model's
+    output, so that a served model can be checked against this stage's number."""
     batch = max(1, min(len(images), EVAL_ROWS // k))
     latent = vae.encoder.outputs[0].shape[-1]
     noise = keras.random.SeedGenerator(seed)
@@ -52,16 +54,18 @@ def per_image_terms(vae: VAE, images: np.ndarray, k: int, seed: int) -> dict[str
         eps = keras.random.normal((k, batch, latent), seed=noise)
         z = z_mean[None] + ops.exp(0.5 * z_log_var)[None] * eps
         logits = vae.decoder(ops.reshape(z, (k * batch, latent)), training=False)
-        return z, z_mean, z_log_var, logits
+        return z, z_mean, z_log_var, logits, vae.decoder(z_mean, training=False)
 
     @tf.function(jit_compile=True)  # one fused pass over the k * batch * 784 logits
-    def bound(x, z, z_mean, z_log_var, logits):
+    def bound(x, z, z_mean, z_log_var, logits, logits_at_mean):
         x_k = ops.reshape(ops.tile(ops.reshape(x, (1, batch, PIXELS)), (k, 1, 1)), (-1, PIXELS))
         log_px_z = -ops.reshape(reconstruction_nats(x_k, logits), (k, batch))
         reconstruction = -ops.mean(log_px_z, axis=0)
         kl = kl_nats(z_mean, z_log_var)
         neg_iwae = -iwae_bound(log_importance_weights(log_px_z, z, z_mean, z_log_var))
-        return reconstruction, kl, neg_iwae, z_mean
+        served = ops.sigmoid(ops.reshape(logits_at_mean, (batch, PIXELS)))
+        mse = ops.mean(ops.square(ops.reshape(x, (batch, PIXELS)) - served), axis=-1)
+        return reconstruction, kl, neg_iwae, z_mean, mse
 
     def terms(x):
         return bound(x, *decode(x))
@@ -69,8 +73,8 @@ def per_image_terms(vae: VAE, images: np.ndarray, k: int, seed: int) -> dict[str
     n = len(images)
     padded = np.concatenate([images, np.zeros((-n % batch, *images.shape[1:]), images.dtype)])
     parts = [terms(tf.constant(padded[i : i + batch])) for i in range(0, len(padded), batch)]
-    reconstruction, kl, neg_iwae, z_mean = (
-        np.concatenate([np.asarray(p[j]) for p in parts])[:n] for j in range(4)
+    reconstruction, kl, neg_iwae, z_mean, mse = (
+        np.concatenate([np.asarray(p[j]) for p in parts])[:n] for j in range(5)
     )
     return {
         "reconstruction": reconstruction.astype(np.float64),
@@ -78,6 +82,7 @@ def per_image_terms(vae: VAE, images: np.ndarray, k: int, seed: int) -> dict[str
         "neg_elbo": reconstruction.astype(np.float64) + kl,
         "neg_iwae": neg_iwae.astype(np.float64),
         "z_mean": z_mean,
+        "mse": mse.astype(np.float64),
     }
 
 
@@ -91,6 +96,7 @@ def summarise(terms: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, Any
 
     overall = means(np.ones(len(labels), bool))
     overall["bits_per_dim"] = round(overall["neg_iwae"] / (PIXELS * math.log(2)), 5)
+    overall["mse"] = round(float(terms["mse"].mean()), 7)
     overall["active_units"] = int(
         (np.var(terms["z_mean"].astype(np.float64), axis=0) > ACTIVE_UNIT_THRESHOLD).sum()
     )
