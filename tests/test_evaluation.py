@@ -80,7 +80,7 @@ def test_summary_has_every_documented_key(vae, data) -> None:
     assert 0 <= summary["test"]["active_units"] <= 2
     assert sorted(summary["per_digit"]) == [str(d) for d in range(10)]
     assert set(summary["per_digit"]["3"]) == {
-        "reconstruction", "kl", "neg_elbo", "neg_iwae", "iwae_gap",
+        "reconstruction", "kl", "neg_elbo", "neg_iwae", "iwae_gap", "mse",
     }  # fmt: skip
 
 
@@ -93,7 +93,10 @@ def test_mse_is_the_error_of_what_the_registered_model_returns(vae, data) -> Non
     expected = ((images[..., None] - served) ** 2).reshape(len(images), -1).mean(axis=1)
     terms = per_image_terms(vae, images, k=7, seed=1)
     np.testing.assert_allclose(terms["mse"], expected, rtol=1e-5)
-    assert summarise(terms, data[1][:37])["test"]["mse"] == pytest.approx(expected.mean(), 1e-5)
+    summary = summarise(terms, data[1][:37])
+    assert summary["test"]["mse"] == pytest.approx(expected.mean(), 1e-5)
+    threes = data[1][:37] == 3
+    assert summary["per_digit"]["3"]["mse"] == pytest.approx(expected[threes].mean(), 1e-5)
 
 
 @pytest.mark.parametrize("latent_dim", [2, 3])

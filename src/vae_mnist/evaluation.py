@@ -87,16 +87,17 @@ def per_image_terms(vae: VAE, images: np.ndarray, k: int, seed: int) -> dict[str
 
 
 def summarise(terms: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, Any]:
-    """Means over the test set and per digit, the IWAE gap, active units and bits per dim."""
+    """Means over the test set and per digit (nats, and the mse of the served reconstruction),
+    the IWAE gap, active units and bits per dim."""
 
     def means(mask: np.ndarray) -> dict[str, float]:
         out = {name: float(terms[name][mask].mean()) for name in NATS}
         out["iwae_gap"] = out["neg_elbo"] - out["neg_iwae"]
-        return {name: round(value, 4) for name, value in out.items()}
+        rounded = {name: round(value, 4) for name, value in out.items()}
+        return {**rounded, "mse": round(float(terms["mse"][mask].mean()), 7)}
 
     overall = means(np.ones(len(labels), bool))
     overall["bits_per_dim"] = round(overall["neg_iwae"] / (PIXELS * math.log(2)), 5)
-    overall["mse"] = round(float(terms["mse"].mean()), 7)
     overall["active_units"] = int(
         (np.var(terms["z_mean"].astype(np.float64), axis=0) > ACTIVE_UNIT_THRESHOLD).sum()
     )
