@@ -38,6 +38,10 @@ class TrackingError(VaeMnistError):
     """The MLflow store cannot be reached or written."""
 
 
+class StackError(VaeMnistError):
+    """The local team stack cannot start or stop: a port taken, a binary missing, a service down."""
+
+
 def fail(error: VaeMnistError) -> NoReturn:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(error.exit_code)
