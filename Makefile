@@ -53,3 +53,35 @@ ui: env ## the MLflow UI on http://127.0.0.1:5000 against the project's store
 
 bench: env ## training speed: this machine's GEMM limit, the trainer, a plain model.fit
 	python benchmarks/train_throughput.py
+
+# The local team stack (PostgreSQL, Ceph's S3 gateway, mlflow server) on 127.0.0.1, in .stack/
+# (or STACK_DIR); STACK_{MLFLOW,POSTGRES,S3,MON}_PORT move a port, 0 meaning any free port:
+#   make stack-up STACK_MLFLOW_PORT=5051 STACK_DIR=/tmp/stack
+.PHONY: stack-deps stack-up stack-down stack-status
+STACK_DEBS := postgresql ceph-mon ceph-osd radosgw
+STACK := python -m vae_mnist.stack
+STACK_FOLDER := $(if $(STACK_DIR),--folder $(STACK_DIR))
+STACK_PORTS := $(strip $(if $(STACK_MLFLOW_PORT),--mlflow-port $(STACK_MLFLOW_PORT)) \
+	$(if $(STACK_POSTGRES_PORT),--postgres-port $(STACK_POSTGRES_PORT)) \
+	$(if $(STACK_S3_PORT),--s3-port $(STACK_S3_PORT)) \
+	$(if $(STACK_MON_PORT),--mon-port $(STACK_MON_PORT)))
+
+stack-deps: ## install the stack's Debian packages when missing (as root; else prints the command)
+	@missing=$$(for p in $(STACK_DEBS); do \
+	    dpkg -s $$p 2>/dev/null | grep -q '^Status: install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "installed: $(STACK_DEBS)"; exit 0; fi; \
+	install="apt-get install -y --no-install-recommends $$(echo $$missing)"; \
+	if [ "$$(id -u)" != 0 ]; then \
+	    echo "missing: $$(echo $$missing); as root run: sudo apt-get update && sudo $$install"; \
+	    exit 1; \
+	fi; \
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive $$install
+
+stack-up: env ## start the team stack (wipes a stopped one) and print what to export
+	$(STACK) up $(STACK_FOLDER) $(STACK_PORTS)
+
+stack-down: env ## stop what stack-up started, by PID (logs stay in STACK_DIR)
+	$(STACK) down $(STACK_FOLDER)
+
+stack-status: env ## each stack service up or down (non-zero unless all are up)
+	$(STACK) status $(STACK_FOLDER)
