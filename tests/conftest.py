@@ -1,10 +1,13 @@
-"""Shared fixtures: the real default config, tiny synthetic MNIST files, a real MLflow store."""
+"""Shared fixtures: the real default config, tiny synthetic MNIST files, a real MLflow store,
+the local team stack."""
 
 from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ import pytest
 
 from vae_mnist.config import PARAMS_FILE, Config, load_config
 from vae_mnist.data.mnist import SPLIT_FILES, encode_idx
+from vae_mnist.stack import DEFAULT_PORTS, Stack
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,3 +92,62 @@ def mnist_mirror() -> Path:
     if not mirror:
         pytest.skip("MNIST_MIRROR is not set: no real MNIST to run on (CI sets it)")
     return Path(mirror)
+
+
+def require_stack_binaries() -> None:
+    """Skip (outside CI) or fail (in CI, which must install them) without the Debian binaries."""
+    from vae_mnist.errors import StackError
+    from vae_mnist.stack import binaries
+
+    try:
+        binaries.postgres_bindir()
+        binaries.ceph_binaries()
+    except StackError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must install the stack's packages: {error}")
+        pytest.skip(str(error))
+
+
+def stack_folder() -> Path:
+    """A new short folder under the system's temporary folder, which the `postgres` user can
+    pass through (pytest's own temporary folders are private to this user)."""
+    return Path(tempfile.mkdtemp(prefix="vae-stack-"))
+
+
+def processes_of(folder: Path) -> list[str]:
+    """Every live process whose command line, working directory or environment names `folder`,
+    as "PID command line": what the stack may have left running."""
+    text = str(folder)
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(proc / "cwd")
+            environ = (proc / "environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline or cwd == text or cwd.startswith(text + "/") or text in environ:
+            found.append(f"{proc.name} {cmdline.strip()}")
+    return found
+
+
+@pytest.fixture(scope="session")
+def team_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """The team stack, started once per session on free ports; stopped by PID at the end, and
+    then no process of it may be left. Its folder (logs) stays when a test failed."""
+    from vae_mnist.stack import down, up
+
+    require_stack_binaries()
+    folder = stack_folder()
+    try:
+        yield up(folder, ports=dict.fromkeys(DEFAULT_PORTS, 0))
+    finally:
+        down(folder)
+        left = processes_of(folder)
+        if not left and not request.session.testsfailed:
+            shutil.rmtree(folder)
+        assert not left, f"the stack left processes running: {left}"
