@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 from vae_mnist.errors import StackError
 from vae_mnist.stack import DEFAULT_PORTS, Stack, down, read, status, up
 from vae_mnist.stack.ceph import s3_client
+from vae_mnist.stack.processes import alive
 
 from .conftest import REPO, free_port, processes_of, require_stack_binaries, stack_folder
 
@@ -215,13 +218,25 @@ def test_missing_postgres_fails_naming_it(tmp_path: Path) -> None:
     shutil.rmtree(folder)
 
 
+def kill_and_wait(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(100):
+        if not alive(pid):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{pid} survived SIGKILL")
+
+
 @pytest.mark.e2e
 def test_down_stops_every_process_and_is_safe_twice() -> None:
     require_stack_binaries()
     folder = stack_folder()
     try:
         stack = up(folder, ports=ANY_PORTS)
-        assert processes_of(folder)
+        # The server's process died (OOM killer, say) and left its uvicorn worker serving: down
+        # must stop the worker too.
+        kill_and_wait(stack.pids["mlflow"])
+        assert [line for line in processes_of(folder) if "uvicorn" in line]
         result = cli("down", "--folder", str(folder))
         assert result.returncode == 0, result.stderr
         assert result.stdout.splitlines() == [
