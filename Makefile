@@ -17,7 +17,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_SYSTEM_CERTS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help env repro test test-fast lint format ui bench
+.PHONY: help env repro test test-fast lint format ui serve bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,13 @@ format: env ## ruff: fix what can be fixed and format
 
 ui: env ## the MLflow UI on http://127.0.0.1:5000 against the project's store
 	python -m vae_mnist.tracking ui
+
+# SERVE_PORT moves the port; SERVE_HOST=0.0.0.0 would expose the model, unauthenticated, to the
+# network: a deliberate choice, never the default.
+SERVE_PORT ?= 5001
+SERVE_HOST ?= 127.0.0.1
+serve: env ## serve models:/<registered model>@champion on http://127.0.0.1:5001/invocations
+	python -m vae_mnist.tracking serve --host $(SERVE_HOST) --port $(SERVE_PORT)
 
 bench: env ## training speed: this machine's GEMM limit, the trainer, a plain model.fit
 	python benchmarks/train_throughput.py

@@ -20,7 +20,8 @@ BIN = Path(sys.executable).parent
 class Repo:
     """A throwaway clone of the working tree (committed or not), driven like a user would."""
 
-    def __init__(self, root: Path, mirror: str | None) -> None:
+    def __init__(self, root: Path, mirror: str | None, clone_of: str | None = None) -> None:
+        """A copy of the working tree, or with `clone_of` a `git clone` of that URL."""
         self.root = root
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
         self.env.update(
@@ -33,6 +34,10 @@ class Repo:
         )
         if mirror is not None:
             self.env["MNIST_MIRROR"] = mirror
+        if clone_of is not None:
+            root.mkdir(parents=True, exist_ok=True)
+            self.run("git", "clone", "-q", clone_of, ".")
+            return
         listed = subprocess.run(
             ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
             cwd=REPO,

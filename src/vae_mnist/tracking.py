@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -18,10 +19,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import mlflow
 import mlflow.data
 import numpy as np
+import requests
 from filelock import FileLock, Timeout
 from mlflow.exceptions import MlflowException
 
@@ -35,6 +38,10 @@ ARTIFACTS_DIR = "mlartifacts"
 EXPERIMENT_KIND_TAG = {"mlflow.experimentKind": "custom_model_development"}
 UI_URL_SUFFIX = "?workflowType=machine_learning"
 STORE_LOCK_TIMEOUT_S = 300
+STORE_HINT = (
+    "check MLFLOW_TRACKING_URI and that the server, its database and its artifact store are up "
+    "(`make stack-status` for the local stack), or unset it to use the project's sqlite store"
+)
 
 
 def project_root() -> Path:
@@ -105,10 +112,8 @@ def experiment_id(name: str) -> str:
     except TrackingError:
         raise
     except Exception as error:  # sqlalchemy, requests and MLflow errors alike
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         raise TrackingError(
-            f"MLflow store {uri} cannot be used: {first_line[:300]} "
-            "(check MLFLOW_TRACKING_URI, or unset it to use the project's sqlite store)"
+            f"MLflow store {uri} cannot be used: {first_line(error)} ({STORE_HINT})"
         ) from None
 
 
@@ -138,12 +143,48 @@ def run_tags(stage: str) -> dict[str, str]:
 def stage_run(
     stage: str, experiment: str, params: Mapping[str, Any] | None = None
 ) -> Iterator[mlflow.ActiveRun]:
-    """One MLflow run named after the stage; it ends FAILED if the stage raises."""
+    """One MLflow run named after the stage; it ends FAILED if the stage raises.
+
+    A store that stops answering while the stage runs (the server, its database or its artifact
+    store down) ends the stage with one line naming it, not MLflow's traceback.
+    """
     exp_id = experiment_id(experiment)
-    with mlflow.start_run(experiment_id=exp_id, run_name=stage, tags=run_tags(stage)) as run:
-        if params:
-            mlflow.log_params(dict(params))
-        yield run
+    uri = tracking_uri()
+    try:
+        with mlflow.start_run(experiment_id=exp_id, run_name=stage, tags=run_tags(stage)) as run:
+            # Reading the run's artifact folder reaches the artifact store too (through a server
+            # that proxies it): a store that is down fails the stage now, before its work.
+            mlflow.MlflowClient().list_artifacts(run.info.run_id)
+            if params:
+                mlflow.log_params(dict(params))
+            yield run
+    except (MlflowException, requests.RequestException) as error:
+        if not unreachable(error):
+            raise
+        raise TrackingError(
+            f"MLflow store {uri} failed during the {stage} stage: {first_line(error)} "
+            f"({STORE_HINT})"
+        ) from None
+
+
+def unreachable(error: BaseException) -> bool:
+    """A store that could not be reached or answered with server errors, after MLflow's retries
+    (not a wrong call, which keeps its traceback)."""
+    if isinstance(error, requests.RequestException):
+        return True
+    return isinstance(error, MlflowException) and str(error).startswith("API request to")
+
+
+def first_line(error: BaseException) -> str:
+    """The error's first line; for MLflow's failed HTTP calls, just the endpoint and the cause
+    (its full text runs to several hundred characters of urllib3 detail)."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else repr(error)
+    if found := re.match(r"API request to (\S+) failed.*\(Caused by \w+\((.*)\)\)$", line):
+        url, cause = found.groups()
+        reason = cause.strip("'\"").rsplit(": ", 1)[-1]
+        return f"{urlsplit(url).path}: {reason}"
+    return line[:300]
 
 
 def log_dataset(
@@ -270,20 +311,63 @@ def converge_champion(client: mlflow.MlflowClient, model_name: str) -> str:
     )
 
 
+def serve_command(model_name: str, host: str, port: int) -> tuple[list[str], dict[str, str]]:
+    """`mlflow models serve` of the champion, and the environment it needs, after checking that
+    the alias exists (the server would otherwise start, then die on a long traceback)."""
+    uri = tracking_uri()
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    try:
+        version = mlflow.MlflowClient(uri).get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException as error:
+        raise TrackingError(
+            f"no version of {model_name} holds the alias {CHAMPION} in {uri}: run the pipeline "
+            f"(make repro) first, or point MLFLOW_TRACKING_URI at the store that has it "
+            f"({first_line(error)})"
+        ) from None
+    model_uri = f"models:/{model_name}@{CHAMPION}"
+    print(
+        f"serving {model_uri} (version {version.version}) from {uri}\n"
+        f"  POST http://{host}:{port}/invocations",
+        flush=True,
+    )
+    bin_dir = str(Path(sys.executable).parent)  # the server runs `uvicorn` from the environment
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    }
+    command = [os.path.join(bin_dir, "mlflow"), "models", "serve", "-m", model_uri]
+    command += ["--env-manager", "local", "--host", host, "--port", str(port)]
+    return command, env
+
+
 @reports_errors
 def main(argv: list[str] | None = None) -> None:
-    """`python -m vae_mnist.tracking {uri,ui}`: the store the stages use, or the UI on it."""
+    """`python -m vae_mnist.tracking {uri,ui,serve}`: the store the stages use, the UI on it, or
+    the champion model served over HTTP."""
     parser = argparse.ArgumentParser(prog="python -m vae_mnist.tracking", description=main.__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("uri", help="print the tracking URI the stages use")
     ui = commands.add_parser("ui", help="serve the MLflow UI on 127.0.0.1 against that store")
     ui.add_argument("--port", type=int, default=5000)
+    serve = commands.add_parser("serve", help=f"serve models:/<name>@{CHAMPION} over HTTP")
+    serve.add_argument("--port", type=int, default=5001)
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind; 0.0.0.0 exposes the model to the network, with no "
+        "authentication: a deliberate choice (default: 127.0.0.1, this machine only)",
+    )
     args = parser.parse_args(argv)
     uri, artifacts = store()
     if args.command == "uri":
         print(uri)
         return
-    exp_id = experiment_id(load_config(PARAMS_FILE).mlflow.experiment_name)
+    config = load_config(PARAMS_FILE)
+    if args.command == "serve":
+        command, env = serve_command(config.mlflow.registered_model_name, args.host, args.port)
+        os.execvpe(command[0], command, env)
+    exp_id = experiment_id(config.mlflow.experiment_name)
     url = f"http://127.0.0.1:{args.port}/#/experiments/{exp_id}{UI_URL_SUFFIX}"
     print(f"MLflow UI for {uri}\n  open {url}", flush=True)
     command = ["mlflow", "server", "--host", "127.0.0.1", "--port", str(args.port)]

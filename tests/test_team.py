@@ -1,0 +1,251 @@
+"""The pipeline against the team stack, unchanged: runs and models on the MLflow server (on
+PostgreSQL), artifacts and the DVC remote in Ceph's S3, experiments shared between two clones
+through a git remote, and the champion served over HTTP.
+
+The tests share one copy of the repository whose shrunk pipeline ran against the stack, and run
+in file order: the remote round trip configures the DVC remote the experiment tests use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from vae_mnist.data.arrays import load_split
+from vae_mnist.stack import Stack
+from vae_mnist.stack.ceph import s3_client
+
+from .conftest import free_port
+from .workspace import BIN, Repo
+
+pytestmark = [pytest.mark.e2e, pytest.mark.stack]
+
+STAGES = ["download", "preprocess", "train", "evaluate"]
+OUTS = ["data/raw", "data/processed", "models/vae.keras", "reports/train_history.csv",
+        "reports/evaluation"]  # fmt: skip
+EXPERIMENT = "vae-mnist"
+MODEL = "vae-mnist"
+SHARED_EXPERIMENT = "team-latent3"
+DIGIT = 5
+
+
+@pytest.fixture(scope="module")
+def team_repo(team_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Repo:
+    """A copy whose shrunk pipeline ran once with MLFLOW_TRACKING_URI on the stack's server."""
+    mirror = os.environ.get("MNIST_MIRROR")
+    if not mirror:
+        pytest.skip("MNIST_MIRROR is not set: no real MNIST to run on (CI sets it)")
+    repo = Repo(tmp_path_factory.mktemp("team"), str(Path(mirror).resolve()))
+    repo.env["MLFLOW_TRACKING_URI"] = team_stack.tracking_uri
+    repo.set_params({"train.epochs": 1, "evaluate.iwae_samples": 2})
+    assert repo.repro() == STAGES
+    repo.commit("the shrunk pipeline and its lock")
+    return repo
+
+
+def bucket(stack: Stack, name: str) -> dict[str, bytes]:
+    """Every object in a bucket, read through the S3 API: key -> bytes."""
+    s3 = s3_client(stack.s3_endpoint, stack.access_key, stack.secret_key)
+    objects = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for entry in page.get("Contents", []):
+            objects[entry["Key"]] = s3.get_object(Bucket=name, Key=entry["Key"])["Body"].read()
+    return objects
+
+
+def digests(repo: Repo) -> dict[str, str]:
+    files = []
+    for out in OUTS:
+        path = repo.root / out
+        files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return {str(f.relative_to(repo.root)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in files}  # fmt: skip
+
+
+def test_repro_lands_runs_model_and_alias_on_the_server_and_artifacts_in_s3(
+    team_repo: Repo, team_stack: Stack
+) -> None:
+    client = mlflow.MlflowClient(team_stack.tracking_uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time"])
+    assert [r.info.run_name for r in runs] == STAGES
+    assert all(r.info.status == "FINISHED" for r in runs)
+    train, evaluate = runs[2], runs[3]
+    (version,) = client.search_model_versions(f"name = '{MODEL}'")
+    assert version.run_id == train.info.run_id
+    assert client.get_model_version_by_alias(MODEL, "champion").version == version.version
+    assert evaluate.data.tags["train_run_id"] == train.info.run_id
+
+    # The artifacts went through the server into the bucket, byte for byte: no local store.
+    objects = bucket(team_stack, team_stack.artifacts_bucket)
+    figures = team_repo.root / "reports" / "evaluation" / "figures"
+    for run in (train, evaluate):
+        for figure in figures.iterdir():
+            key = f"{experiment.experiment_id}/{run.info.run_id}/artifacts/figures/{figure.name}"
+            assert objects[key] == figure.read_bytes(), key
+    model_files = [key for key in objects if key.endswith("/MLmodel")]
+    assert model_files and all(
+        key.startswith(f"{experiment.experiment_id}/") for key in model_files
+    )
+    assert not any((team_repo.root / name).exists() for name in ("mlflow.db", "mlartifacts"))
+
+
+def test_dvc_remote_in_the_stack_round_trips_every_out(team_repo: Repo, team_stack: Stack) -> None:
+    """The DVC remote commands `make stack-up` prints, as a user pastes them."""
+    for line in team_stack.env_lines():
+        if line.startswith("dvc "):
+            team_repo.run(str(BIN / "dvc"), *shlex.split(line)[1:])
+    config = (team_repo.root / ".dvc" / "config").read_text()
+    assert team_stack.s3_endpoint in config and team_stack.secret_key not in config
+    local = team_repo.root / ".dvc" / "config.local"
+    assert team_stack.secret_key in local.read_text()
+    assert team_repo.run("git", "check-ignore", ".dvc/config.local").returncode == 0
+    team_repo.commit("the team's DVC remote")
+
+    before = digests(team_repo)
+    team_repo.dvc("push")
+    stored = bucket(team_stack, team_stack.dvc_bucket)
+    model_md5 = hashlib.md5((team_repo.root / "models" / "vae.keras").read_bytes()).hexdigest()
+    assert f"vae-mnist/files/md5/{model_md5[:2]}/{model_md5[2:]}" in stored
+    for out in OUTS:
+        path = team_repo.root / out
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.rmtree(team_repo.root / ".dvc" / "cache")
+    team_repo.dvc("pull")
+    assert digests(team_repo) == before
+    assert "Data and pipelines are up to date." in team_repo.dvc("status").stdout
+    assert team_repo.repro() == []
+
+
+def test_an_experiment_pushed_from_one_clone_is_applied_in_another_without_retraining(
+    team_repo: Repo, team_stack: Stack, tmp_path: Path
+) -> None:
+    origin = tmp_path / "origin.git"
+    team_repo.run("git", "init", "-q", "--bare", str(origin))
+    team_repo.run("git", "remote", "add", "origin", str(origin))
+    team_repo.run("git", "push", "-q", "origin", "HEAD")
+    team_repo.dvc("exp", "run", "--name", SHARED_EXPERIMENT, "-S", "model.latent_dim=3")
+    produced = digests(team_repo)
+    team_repo.dvc("exp", "push", "origin", SHARED_EXPERIMENT)
+    team_repo.run("git", "checkout", "--", ".")  # the workspace back to the committed baseline
+    team_repo.dvc("checkout")
+
+    other = Repo(tmp_path / "other", team_repo.env.get("MNIST_MIRROR"), clone_of=str(origin))
+    other.env["MLFLOW_TRACKING_URI"] = team_stack.tracking_uri
+    for line in team_stack.env_lines():
+        if line.startswith("dvc remote modify --local"):  # credentials never travel in git
+            other.run(str(BIN / "dvc"), *shlex.split(line)[1:])
+    other.dvc("exp", "pull", "origin", SHARED_EXPERIMENT)
+    other.dvc("exp", "apply", SHARED_EXPERIMENT)
+    assert digests(other) == produced
+    assert other.repro() == []  # the same outs, restored rather than retrained
+
+    # its training run is already on the shared server, named after the experiment
+    client = mlflow.MlflowClient(team_stack.tracking_uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    (train,) = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.stage = 'train' and tags.`dvc.exp_name` = '{SHARED_EXPERIMENT}'",
+    )
+    assert train.data.params["model.latent_dim"] == "3"
+    assert train.data.tags["model.sha256"] == produced["models/vae.keras"]
+
+
+def post(url: str, payload: object) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, json.dumps(payload).encode(), {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_the_champion_served_over_http_reconstructs_as_evaluated(
+    team_repo: Repo, team_stack: Stack, tmp_path: Path
+) -> None:
+    """`make serve`'s command against the stack: all test images of one digit through HTTP, and
+    the mean error of what comes back is the one the evaluate stage measured for that model."""
+    client = mlflow.MlflowClient(team_stack.tracking_uri)
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    evaluated = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.stage = 'evaluate' and tags.train_run_id = '{champion.run_id}'",
+        order_by=["attributes.start_time DESC"],
+    )[0]
+    metrics = json.loads(
+        Path(
+            client.download_artifacts(evaluated.info.run_id, "metrics.json", str(tmp_path))
+        ).read_text()
+    )
+    images, labels = load_split(team_repo.root / "data" / "processed", "test")
+    images = images[labels == DIGIT]  # ~900 images: the JSON path serves ~8 ms an image here
+
+    port = free_port()
+    log = (team_repo.root / "serve.log").open("w")
+    server = subprocess.Popen(
+        [str(BIN / "python"), "-m", "vae_mnist.tracking", "serve", "--port", str(port)],
+        cwd=team_repo.root, env=team_repo.env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert server.poll() is None, (team_repo.root / "serve.log").read_text()
+            assert time.monotonic() < deadline, "the model server did not answer in 180 s"
+            time.sleep(1)
+
+        status, body = post(f"{url}/invocations", {"inputs": images.tolist()})
+        assert status == 200, body
+        reconstructions = np.asarray(body["predictions"], dtype=np.float32)
+        assert reconstructions.shape == (len(images), 28, 28, 1)
+        assert reconstructions.min() >= 0.0 and reconstructions.max() <= 1.0
+        mse = float(((images[..., None] - reconstructions) ** 2).mean())
+        assert mse == pytest.approx(metrics["per_digit"][str(DIGIT)]["mse"], rel=1e-4)
+
+        status, body = post(f"{url}/invocations", {"inputs": images[:2, :27].tolist()})
+        assert status == 400 and body["error_code"] == "INVALID_PARAMETER_VALUE", body
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # `mlflow models serve` and its uvicorn
+        server.wait(timeout=60)
+        log.close()
+        deadline = time.monotonic() + 60
+        while group_alive(server.pid):
+            assert time.monotonic() < deadline, "the model server outlived SIGTERM by 60 s"
+            time.sleep(0.2)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{url}/ping", timeout=2)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process is left in the process group."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(group) == pgid and state != "Z":
+            return True
+    return False
