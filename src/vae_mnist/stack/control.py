@@ -46,8 +46,14 @@ PORT_NAMES = {
     "s3": "the S3 gateway (radosgw)",
     "mon": "the Ceph monitor",
 }
-TIMEOUTS_S = {"postgres": 60.0, "ceph-mon": 60.0, "ceph-osd": 90.0, "radosgw": 120.0}
-TIMEOUTS_S["mlflow"] = 180.0
+# Generous: about 20 s in all on an idle 2-core machine, several times that on a busy one.
+TIMEOUTS_S = {
+    "postgres": 60.0,
+    "ceph-mon": 60.0,
+    "ceph-osd": 90.0,
+    "radosgw": 120.0,
+    "mlflow": 180.0,
+}
 ARTIFACTS_BUCKET = "vae-mnist-mlflow"
 DVC_BUCKET = "vae-mnist-dvc"
 WIPED = (STATE_FILE, "pids", "logs", "postgres", "ceph")
