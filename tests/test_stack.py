@@ -139,7 +139,7 @@ def test_up_on_a_running_stack_returns_it(team_stack: Stack) -> None:
 def test_the_printed_dvc_commands_push_into_the_dvc_bucket(
     team_stack: Stack, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
         env.pop(name, None)
 

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         stack = up(folder, ports)
         print(f"stack up in {stack.folder} ({time.monotonic() - began:.0f} s)")
         _print_env(stack)
-        print("stop it with: make stack-down (python -m vae_mnist.stack down)")
+        print(f"stop it with: python -m vae_mnist.stack down --folder {stack.folder}")
         return 0
     if args.command == "down":
         stopped = down(folder)
