@@ -179,7 +179,7 @@ def up(
             return _start(folder, chosen, timeouts, pg_bindir, ceph_binaries, mlflow, started)
         except BaseException:
             for spawned in reversed(started):
-                _stop_service(folder, spawned.service)
+                stop_service(folder, spawned.service)
             raise
 
 
@@ -252,7 +252,7 @@ def _start(
     return stack
 
 
-def _stop_service(folder: Path, service: str) -> int | None:
+def stop_service(folder: Path, service: str) -> int | None:
     """Stop the service's process (and its group) if it is still ours; its PID, or None."""
     recorded = read_pid_file(folder, service)
     if recorded is None:
@@ -275,7 +275,7 @@ def down(folder: Path | str | None = None) -> dict[str, int]:
     folder = _folder(folder)
     stopped = {}
     for service in STOP_ORDER:
-        pid = _stop_service(folder, service)
+        pid = stop_service(folder, service)
         if pid is not None:
             stopped[service] = pid
     return stopped

@@ -54,6 +54,10 @@ def start(
             "AWS_DEFAULT_REGION": "us-east-1",
             # Otherwise the server starts job-runner workers: ~10 processes, ~2.5 GB resident.
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            # A gateway that is down fails each proxied request at once rather than after
+            # botocore's five attempts with backoff: clients retry on the 500 themselves, and a
+            # stage then fails in seconds (seen: 26 s for one request with the default).
+            "AWS_MAX_ATTEMPTS": "2",
         }
     )
     command = [str(mlflow), "server", "--host", HOST, "--port", str(port), "--workers", "1"]
