@@ -37,8 +37,8 @@ repro: env ## run the whole pipeline (dvc repro); set MNIST_MIRROR to use an off
 test: env ## run the whole test suite (end-to-end tests need MNIST_MIRROR or internet)
 	python -m pytest
 
-test-fast: env ## the unit tests only
-	python -m pytest -m "not e2e"
+test-fast: env ## the unit tests only (no end-to-end run, no team stack)
+	python -m pytest -m "not e2e and not stack"
 
 lint: env ## ruff: lint and format check
 	ruff check .
