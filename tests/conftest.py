@@ -9,6 +9,7 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -135,10 +136,10 @@ def processes_of(folder: Path) -> list[str]:
     return found
 
 
-@pytest.fixture(scope="session")
-def team_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """The team stack, started once per session on free ports; stopped by PID at the end, and
-    then no process of it may be left. Its folder (logs) stays when a test failed."""
+@contextmanager
+def throwaway_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """A team stack on free ports; stopped by PID at the end, and then no process of it may be
+    left. Its folder (logs) stays when a test failed."""
     from vae_mnist.stack import down, up
 
     require_stack_binaries()
@@ -151,3 +152,10 @@ def team_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
         if not left and not request.session.testsfailed:
             shutil.rmtree(folder)
         assert not left, f"the stack left processes running: {left}"
+
+
+@pytest.fixture(scope="session")
+def team_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """The team stack, started once per session and shared by every test that needs one."""
+    with throwaway_stack(request) as stack:
+        yield stack

@@ -9,35 +9,26 @@ benchmarks/store_outages.py (a figure, not a timed test).
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 import pytest
 
-from vae_mnist.stack import DEFAULT_PORTS, Stack, down, up
+from vae_mnist.stack import Stack
 from vae_mnist.stack.control import stop_service
 
-from .conftest import processes_of, require_stack_binaries, stack_folder
+from .conftest import throwaway_stack
 from .workspace import Repo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.stack]
 
 
 @pytest.fixture(scope="module")
-def failing_stack() -> Iterator[Stack]:
+def failing_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     """A stack of this module's own, since its tests stop its services."""
-    require_stack_binaries()
-    folder = stack_folder()
-    try:
-        yield up(folder, ports=dict.fromkeys(DEFAULT_PORTS, 0))
-    finally:
-        down(folder)
-        left = processes_of(folder)
-        if not left:
-            shutil.rmtree(folder)
-        assert not left, f"the stack left processes running: {left}"
+    with throwaway_stack(request) as stack:
+        yield stack
 
 
 def download_fails_in_one_line(tmp_path: Path, mirror: Path, stack: Stack) -> str:

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import time
@@ -29,13 +28,10 @@ from vae_mnist.stack import Stack
 from vae_mnist.stack.ceph import s3_client
 
 from .conftest import free_port
-from .workspace import BIN, Repo
+from .workspace import BIN, STAGES, Repo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.stack]
 
-STAGES = ["download", "preprocess", "train", "evaluate"]
-OUTS = ["data/raw", "data/processed", "models/vae.keras", "reports/train_history.csv",
-        "reports/evaluation"]  # fmt: skip
 EXPERIMENT = "vae-mnist"
 MODEL = "vae-mnist"
 SHARED_EXPERIMENT = "team-latent3"
@@ -64,15 +60,6 @@ def bucket(stack: Stack, name: str) -> dict[str, bytes]:
         for entry in page.get("Contents", []):
             objects[entry["Key"]] = s3.get_object(Bucket=name, Key=entry["Key"])["Body"].read()
     return objects
-
-
-def digests(repo: Repo) -> dict[str, str]:
-    files = []
-    for out in OUTS:
-        path = repo.root / out
-        files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    return {str(f.relative_to(repo.root)): hashlib.sha256(f.read_bytes()).hexdigest()
-            for f in files}  # fmt: skip
 
 
 def test_repro_lands_runs_model_and_alias_on_the_server_and_artifacts_in_s3(
@@ -115,17 +102,14 @@ def test_dvc_remote_in_the_stack_round_trips_every_out(team_repo: Repo, team_sta
     assert team_repo.run("git", "check-ignore", ".dvc/config.local").returncode == 0
     team_repo.commit("the team's DVC remote")
 
-    before = digests(team_repo)
+    before = team_repo.digests()
     team_repo.dvc("push")
     stored = bucket(team_stack, team_stack.dvc_bucket)
     model_md5 = hashlib.md5((team_repo.root / "models" / "vae.keras").read_bytes()).hexdigest()
     assert f"vae-mnist/files/md5/{model_md5[:2]}/{model_md5[2:]}" in stored
-    for out in OUTS:
-        path = team_repo.root / out
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    shutil.rmtree(team_repo.root / ".dvc" / "cache")
+    team_repo.delete_outs_and_cache()
     team_repo.dvc("pull")
-    assert digests(team_repo) == before
+    assert team_repo.digests() == before
     assert "Data and pipelines are up to date." in team_repo.dvc("status").stdout
     assert team_repo.repro() == []
 
@@ -138,7 +122,7 @@ def test_an_experiment_pushed_from_one_clone_is_applied_in_another_without_retra
     team_repo.run("git", "remote", "add", "origin", str(origin))
     team_repo.run("git", "push", "-q", "origin", "HEAD")
     team_repo.dvc("exp", "run", "--name", SHARED_EXPERIMENT, "-S", "model.latent_dim=3")
-    produced = digests(team_repo)
+    produced = team_repo.digests()
     team_repo.dvc("exp", "push", "origin", SHARED_EXPERIMENT)
     team_repo.run("git", "checkout", "--", ".")  # the workspace back to the committed baseline
     team_repo.dvc("checkout")
@@ -150,7 +134,7 @@ def test_an_experiment_pushed_from_one_clone_is_applied_in_another_without_retra
             other.run(str(BIN / "dvc"), *shlex.split(line)[1:])
     other.dvc("exp", "pull", "origin", SHARED_EXPERIMENT)
     other.dvc("exp", "apply", SHARED_EXPERIMENT)
-    assert digests(other) == produced
+    assert other.digests() == produced
     assert other.repro() == []  # the same outs, restored rather than retrained
 
     # its training run is already on the shared server, named after the experiment

@@ -7,11 +7,9 @@ file order; each leaves the copy consistent (`dvc status` clean) for the next.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -19,13 +17,10 @@ import mlflow
 import pytest
 
 from .conftest import REPO
-from .workspace import Repo
+from .workspace import STAGES, Repo
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ["download", "preprocess", "train", "evaluate"]
-OUTS = ["data/raw", "data/processed", "models/vae.keras", "reports/train_history.csv",
-        "reports/evaluation"]  # fmt: skip
 QUEUE_TIMEOUT_S = 1200
 
 
@@ -46,37 +41,24 @@ def store(repo: Repo) -> mlflow.MlflowClient:
     return mlflow.MlflowClient(f"sqlite:///{repo.root / 'mlflow.db'}")
 
 
-def digests(repo: Repo) -> dict[str, str]:
-    """sha256 of every file in every out."""
-    files = []
-    for out in OUTS:
-        path = repo.root / out
-        files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    return {str(f.relative_to(repo.root)): hashlib.sha256(f.read_bytes()).hexdigest()
-            for f in files}  # fmt: skip
-
-
 def test_forced_repro_rebuilds_every_out_bit_for_bit(built: Repo) -> None:
-    before = digests(built)
+    before = built.digests()
     assert built.repro("-f") == STAGES
     assert built.run("git", "status", "--porcelain").stdout == ""  # dvc.lock: same bytes
-    assert digests(built) == before
+    assert built.digests() == before
 
 
 def test_push_wipe_pull_restores_every_out_without_a_rerun(built: Repo, tmp_path: Path) -> None:
-    before = digests(built)
+    before = built.digests()
     built.dvc("remote", "add", "--local", "--default", "scratch", str(tmp_path / "remote"))
     try:
         built.dvc("push")
-        for out in OUTS:
-            path = built.root / out
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        shutil.rmtree(built.root / ".dvc" / "cache")
+        built.delete_outs_and_cache()
         assert "deleted" in built.dvc("status").stdout
         built.dvc("pull")
     finally:
         built.dvc("remote", "remove", "--local", "scratch")
-    assert digests(built) == before
+    assert built.digests() == before
     assert "Data and pipelines are up to date." in built.dvc("status").stdout
     assert built.repro() == []
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -15,6 +17,9 @@ import yaml
 from .conftest import REPO
 
 BIN = Path(sys.executable).parent
+STAGES = ["download", "preprocess", "train", "evaluate"]
+OUTS = ["data/raw", "data/processed", "models/vae.keras", "reports/train_history.csv",
+        "reports/evaluation"]  # fmt: skip
 
 
 class Repo:
@@ -88,6 +93,22 @@ class Repo:
     def commit(self, message: str) -> None:
         self.run("git", "add", "-A")
         self.run("git", "commit", "-qm", message)
+
+    def digests(self) -> dict[str, str]:
+        """sha256 of every file in every out."""
+        files = []
+        for out in OUTS:
+            path = self.root / out
+            files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        return {str(f.relative_to(self.root)): hashlib.sha256(f.read_bytes()).hexdigest()
+                for f in files}  # fmt: skip
+
+    def delete_outs_and_cache(self) -> None:
+        """What a lost disk leaves: no out, no DVC cache; only a remote can bring them back."""
+        for out in OUTS:
+            path = self.root / out
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        shutil.rmtree(self.root / ".dvc" / "cache")
 
     def set_params(self, changes: dict[str, Any]) -> None:
         """Set dotted keys in params.yaml (rewritten as plain YAML; DVC compares values)."""

@@ -180,22 +180,34 @@ def admin_socket_command(path: Path, prefix: str) -> dict[str, object]:
     return json.loads(payload)
 
 
-def start_mon(cluster: Cluster, stack: Path) -> Spawned:
+def _daemon(cluster: Cluster, stack: Path, service: str, *args: str) -> Spawned:
+    """A Ceph daemon in the foreground, so that the PID recorded is the daemon's own."""
     return spawn(
-        "ceph-mon",
-        cluster.tool("ceph-mon", "--foreground", "--id", MON_ID),
+        service,
+        cluster.tool(service, "--foreground", *args),
         folder=stack,
-        log=cluster.logs / "ceph-mon.log",
+        log=cluster.logs / f"{service}.log",
         cwd=cluster.folder,
     )
 
 
-def wait_mon(cluster: Cluster, spawned: Spawned, timeout_s: float) -> None:
+def _wait_state(
+    cluster: Cluster, spawned: Spawned, daemon: str, command: str, state: str, timeout_s: float
+) -> None:
+    """Until the daemon's admin socket reports `state` for `command`."""
+
     def ready() -> bool:
-        status = admin_socket_command(cluster.admin_socket(f"mon.{MON_ID}"), "mon_status")
-        return status.get("state") == "leader"
+        return admin_socket_command(cluster.admin_socket(daemon), command).get("state") == state
 
     wait_for(spawned, ready, timeout_s)
+
+
+def start_mon(cluster: Cluster, stack: Path) -> Spawned:
+    return _daemon(cluster, stack, "ceph-mon", "--id", MON_ID)
+
+
+def wait_mon(cluster: Cluster, spawned: Spawned, timeout_s: float) -> None:
+    _wait_state(cluster, spawned, f"mon.{MON_ID}", "mon_status", "leader", timeout_s)
 
 
 def start_osd(cluster: Cluster, stack: Path) -> Spawned:
@@ -213,31 +225,15 @@ def start_osd(cluster: Cluster, stack: Path) -> Spawned:
         what="ceph-osd --mkfs",
         log=log,
     )
-    return spawn(
-        "ceph-osd",
-        cluster.tool("ceph-osd", "--foreground", "--id", OSD_ID),
-        folder=stack,
-        log=log,
-        cwd=cluster.folder,
-    )
+    return _daemon(cluster, stack, "ceph-osd", "--id", OSD_ID)
 
 
 def wait_osd(cluster: Cluster, spawned: Spawned, timeout_s: float) -> None:
-    def ready() -> bool:
-        status = admin_socket_command(cluster.admin_socket(f"osd.{OSD_ID}"), "status")
-        return status.get("state") == "active"
-
-    wait_for(spawned, ready, timeout_s)
+    _wait_state(cluster, spawned, f"osd.{OSD_ID}", "status", "active", timeout_s)
 
 
 def start_gateway(cluster: Cluster, stack: Path) -> Spawned:
-    return spawn(
-        "radosgw",
-        cluster.tool("radosgw", "--foreground", "--name", GATEWAY),
-        folder=stack,
-        log=cluster.logs / "radosgw.log",
-        cwd=cluster.folder,
-    )
+    return _daemon(cluster, stack, "radosgw", "--name", GATEWAY)
 
 
 def endpoint(cluster: Cluster) -> str:
