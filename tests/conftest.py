@@ -18,7 +18,8 @@ import pytest
 
 from vae_mnist.config import PARAMS_FILE, Config, load_config
 from vae_mnist.data.mnist import SPLIT_FILES, encode_idx
-from vae_mnist.stack import DEFAULT_PORTS, Stack
+from vae_mnist.stack.control import DEFAULT_PORTS
+from vae_mnist.stack.state import Stack
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -140,7 +141,7 @@ def processes_of(folder: Path) -> list[str]:
 def throwaway_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     """A team stack on free ports; stopped by PID at the end, and then no process of it may be
     left. Its folder (logs) stays when a test failed."""
-    from vae_mnist.stack import down, up
+    from vae_mnist.stack.control import down, up
 
     require_stack_binaries()
     folder = stack_folder()

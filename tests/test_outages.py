@@ -15,8 +15,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from vae_mnist.stack import Stack
 from vae_mnist.stack.control import stop_service
+from vae_mnist.stack.state import Stack
 
 from .conftest import throwaway_stack
 from .workspace import Repo

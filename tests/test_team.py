@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 from vae_mnist.data.arrays import load_split
-from vae_mnist.stack import Stack
 from vae_mnist.stack.ceph import s3_client
+from vae_mnist.stack.state import Stack
 
 from .conftest import free_port
 from .workspace import BIN, STAGES, Repo

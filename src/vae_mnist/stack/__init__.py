@@ -2,10 +2,6 @@
 
 The infrastructure a team points the pipeline at (a tracking server on a database, artifacts and
 the DVC remote in object storage), started and stopped by the project for tests and for trying
-it out: `python -m vae_mnist.stack up|down|status|env`, or `up(folder)` / `down(folder)` here.
+it out: `python -m vae_mnist.stack up|down|status|env`, or `control.up(folder)` /
+`control.down(folder)`; `state.Stack` is what a running stack is.
 """
-
-from vae_mnist.stack.control import DEFAULT_PORTS, default_folder, down, running, status, up
-from vae_mnist.stack.state import Stack, read
-
-__all__ = ["DEFAULT_PORTS", "Stack", "default_folder", "down", "read", "running", "status", "up"]
