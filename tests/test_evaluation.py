@@ -132,3 +132,82 @@ def test_figures_are_all_there_and_byte_stable(data, tmp_path, latent_dim: int) 
     for name in names:
         assert (folders[0] / name).read_bytes() == (folders[1] / name).read_bytes(), name
         assert (folders[0] / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bits_per_dim_comes_from_the_iwae_bound() -> None:
+    n = 20
+    terms = {
+        "reconstruction": np.full(n, 100.0), "kl": np.full(n, 10.0), "neg_elbo": np.full(n, 110.0),
+        "neg_iwae": np.full(n, 105.0), "mse": np.full(n, 0.05),
+        "z_mean": np.random.default_rng(0).standard_normal((n, 2)).astype(np.float32),
+    }  # fmt: skip
+    summary = summarise(terms, (np.arange(n) % 10).astype(np.uint8))["test"]
+    assert summary["bits_per_dim"] == pytest.approx(105.0 / (784 * np.log(2)), abs=1e-5)
+
+
+def test_active_units_are_the_latent_dimensions_whose_mean_varies_above_the_threshold() -> None:
+    rng = np.random.default_rng(0)
+    n = 10_000
+    # standard deviations 0.05, 0.2, 1.0: variances 0.0025 (below 0.01), 0.04 and 1.0 (above)
+    z_mean = rng.standard_normal((n, 3)) * np.array([0.05, 0.2, 1.0])
+    terms = {name: np.ones(n) for name in ("reconstruction", "kl", "neg_elbo", "neg_iwae", "mse")}
+    terms["z_mean"] = z_mean.astype(np.float32)
+    assert summarise(terms, np.zeros(n, np.uint8))["test"]["active_units"] == 2
+    terms["z_mean"] = (z_mean * np.array([1.9, 1.0, 1.0])).astype(np.float32)  # 0.009: still out
+    assert summarise(terms, np.zeros(n, np.uint8))["test"]["active_units"] == 2
+    terms["z_mean"] = (z_mean * np.array([2.1, 1.0, 1.0])).astype(np.float32)  # 0.011: in
+    assert summarise(terms, np.zeros(n, np.uint8))["test"]["active_units"] == 3
+
+
+def test_padding_of_the_last_batch_keeps_each_image_with_its_own_terms(vae, data) -> None:
+    """kl and mse need no sampling: each image's value must not depend on how it was batched."""
+    from keras import ops
+
+    images = data[0][:7]
+    terms = per_image_terms(vae, images, k=5000, seed=0)  # batches of 3: one padded at the end
+    z_mean, z_log_var = (np.asarray(t) for t in vae.encoder(images))
+    expected_kl = -0.5 * np.sum(1 + z_log_var - z_mean**2 - np.exp(z_log_var), axis=-1)
+    np.testing.assert_allclose(terms["kl"], expected_kl, rtol=1e-4)
+    np.testing.assert_allclose(terms["z_mean"], z_mean, rtol=1e-5)
+    served = np.asarray(ops.sigmoid(vae.decoder(z_mean)))[..., 0]
+    np.testing.assert_allclose(
+        terms["mse"], ((images - served) ** 2).reshape(7, -1).mean(axis=1), rtol=1e-5
+    )
+
+
+def test_evaluation_reads_the_test_images_as_data_binarize_says() -> None:
+    from vae_mnist.evaluation import binarized_test_images
+
+    grey = np.random.default_rng(0).random((200, 28, 28)).astype(np.float32)
+    drawn, which = binarized_test_images(grey, "dynamic", seed=3)
+    assert set(np.unique(drawn)) == {0.0, 1.0} and "seed 3" in which
+    assert abs(drawn.mean() - grey.mean()) < 0.01  # one Bernoulli draw per pixel
+    np.testing.assert_array_equal(drawn, binarized_test_images(grey, "dynamic", seed=3)[0])
+    assert not np.array_equal(drawn, binarized_test_images(grey, "dynamic", seed=4)[0])
+    for mode in ("none", "static"):  # grey, or already binarized in preprocess
+        assert binarized_test_images(grey, mode, seed=3)[0] is grey
+
+
+def test_the_reconstructions_figure_shows_the_model_output_under_the_originals(
+    vae, data, tmp_path
+) -> None:
+    from vae_mnist import figures
+    from vae_mnist.evaluation import render_figures
+
+    images, labels = data
+    terms = per_image_terms(vae, images, k=2, seed=0)
+    history = tmp_path / "history.csv"
+    history.write_text(
+        "epoch,loss,reconstruction,kl,val_loss,val_reconstruction,val_kl,learning_rate,beta\n"
+        "1,200,190,10,199,189,10,0.001,1\n"
+    )
+    (tmp_path / "all").mkdir()
+    render_figures(vae, images, labels, terms, summarise(terms, labels), history,
+                   tmp_path / "all", seed=0)  # fmt: skip
+    chosen = figures.first_of_each_digit(labels)
+    outputs = np.asarray(vae(images[chosen]))[..., 0]
+    figures.reconstructions(images[chosen], outputs, tmp_path / "expected.png")
+    figures.reconstructions(images[chosen], images[chosen], tmp_path / "originals_twice.png")
+    made = (tmp_path / "all" / "reconstructions.png").read_bytes()
+    assert made == (tmp_path / "expected.png").read_bytes()
+    assert made != (tmp_path / "originals_twice.png").read_bytes()
