@@ -158,6 +158,28 @@ def test_dynamic_binarization_draws_zeros_and_ones(tiny: Config) -> None:
     assert drawn.mean() == pytest.approx(0.3, abs=0.01)
 
 
+@pytest.mark.parametrize("step", ["train_step", "test_step"])
+def test_dynamic_binarization_draws_afresh_in_every_train_and_test_step(
+    tiny: Config, step: str
+) -> None:
+    """With the latent noise off (sigma ~ 1e-7) and confident logits, a step's reconstruction
+    term on one grey batch changes from call to call only through a fresh Bernoulli draw."""
+    grey = np.full((32, 28, 28), 0.5, np.float32)
+    spread = {}
+    for dynamic in (False, True):
+        vae = build_vae(tiny.model, dynamic, seed=0)
+        vae.compile(optimizer=keras.optimizers.SGD(0.0))  # a train step leaves the weights be
+        vae.encoder.get_layer("z_log_var").bias.assign(np.full(3, -30.0, np.float32))
+        vae.decoder.get_layer("logits").bias.assign(np.full(784, 4.0, np.float32))
+        values = []
+        for _ in range(2):
+            vae.reset_metrics()
+            values.append(float(getattr(vae, step)((grey,))["reconstruction"]))
+        spread[dynamic] = abs(values[0] - values[1])
+    assert spread[False] < 1e-3  # the same batch, the same targets
+    assert spread[True] > 0.5  # ~14 nats expected: each call drew its own zeros and ones
+
+
 def test_save_load_round_trip_and_stable_bytes(
     tiny: Config, images: np.ndarray, tmp_path: Path
 ) -> None:
