@@ -299,15 +299,22 @@ def converge_champion(client: mlflow.MlflowClient, model_name: str) -> str:
     writer's own read, so however the calls interleave the alias ends on the lowest test -ELBO
     (ties: the oldest version).
     """
+    refused = None
     for _ in range(CONVERGE_ROUNDS):
         ranked = scores(client, model_name)
         best = min(ranked, key=lambda v: (ranked[v], int(v)))
         if champion_version(client, model_name) == best:
             return best
-        client.set_registered_model_alias(model_name, CHAMPION, best)
+        try:
+            client.set_registered_model_alias(model_name, CHAMPION, best)
+        except MlflowException as error:
+            # Another evaluation wrote the alias at the same moment: on PostgreSQL two first
+            # writes both insert it, and one fails on the duplicate key. Read again.
+            refused = error
     raise TrackingError(
         f"the {CHAMPION} alias of {model_name} in {tracking_uri()} kept moving for "
         f"{CONVERGE_ROUNDS} rounds; run the evaluate stage again"
+        + (f" (last refusal: {first_line(refused)})" if refused else "")
     )
 
 
