@@ -19,6 +19,7 @@ from train_throughput import gemm_seconds, layer_shapes  # this folder's other b
 
 from vae_mnist.config import load_config
 from vae_mnist.data.mnist import IMAGE_SHAPE
+from vae_mnist.quantities import HISTORY_COLUMNS
 
 ROWS = 16_384  # GEMM rows per measured call, as evaluation batches them
 
@@ -49,8 +50,9 @@ def main() -> None:
     limit += forward_gemm_seconds(encoder, min(ROWS, args.images)) * args.images / ROWS
     flops = 2 * passes * sum(i * o for i, o in decoder)
 
-    from vae_mnist.evaluation import per_image_terms, render_figures, summarise
+    from vae_mnist.metrics import per_image_terms, summarise
     from vae_mnist.model import build_vae
+    from vae_mnist.stages.evaluate import render_figures
 
     vae = build_vae(config.model, False, config.seed)
     rng = np.random.default_rng(0)
@@ -63,10 +65,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         history = Path(folder) / "history.csv"
-        history.write_text(
-            "epoch,loss,reconstruction,kl,val_loss,val_reconstruction,val_kl,learning_rate,beta\n"
-            "1,200,190,10,199,189,10,0.001,1\n"
-        )
+        history.write_text(",".join(HISTORY_COLUMNS) + "\n1,200,190,10,199,189,10,0.001,1\n")
         start = time.perf_counter()
         summary = summarise(terms, labels)
         render_figures(vae, images, labels, terms, summary, history, Path(folder), config.seed)

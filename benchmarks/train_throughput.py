@@ -23,8 +23,8 @@ import numpy as np
 
 from vae_mnist.config import Config, load_config
 from vae_mnist.data.mnist import IMAGE_SHAPE
+from vae_mnist.fitting import batches, compile_vae, make_deterministic
 from vae_mnist.model import build_vae
-from vae_mnist.training import batches, compile_vae, make_deterministic
 
 PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 # A pause before each timed item: numpy's BLAS threads spin on after a GEMM, and a trainer timed

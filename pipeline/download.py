@@ -7,8 +7,8 @@ import argparse
 from pathlib import Path
 
 from vae_mnist.config import load_config
-from vae_mnist.data.download import download_mnist
 from vae_mnist.errors import reports_errors
+from vae_mnist.stages.download import download
 
 
 @reports_errors
@@ -16,7 +16,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out_dir", type=Path, help="where the .gz files go (a DVC out)")
     args = parser.parse_args()
-    download_mnist(load_config(), args.out_dir)
+    download(load_config(), args.out_dir)
 
 
 if __name__ == "__main__":

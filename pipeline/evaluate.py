@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from vae_mnist.config import load_config
 from vae_mnist.errors import reports_errors
-from vae_mnist.evaluation import evaluate_vae
+from vae_mnist.stages.evaluate import evaluate
 
 
 @reports_errors
@@ -20,9 +20,7 @@ def main() -> None:
     parser.add_argument("history", type=Path, help="the train stage's per-epoch CSV")
     parser.add_argument("out_dir", type=Path, help="where metrics.json and figures/ go")
     args = parser.parse_args()
-    metrics = evaluate_vae(
-        load_config(), args.model, args.processed_dir, args.history, args.out_dir
-    )
+    metrics = evaluate(load_config(), args.model, args.processed_dir, args.history, args.out_dir)
     test = metrics["test"]
     print(
         f"test -ELBO {test['neg_elbo']:.2f} nats, IWAE bound ({metrics['iwae_samples']} samples) "

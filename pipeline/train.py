@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from vae_mnist.config import load_config
 from vae_mnist.errors import reports_errors
-from vae_mnist.training import train_vae
+from vae_mnist.stages.train import train
 
 
 @reports_errors
@@ -19,7 +19,7 @@ def main() -> None:
     parser.add_argument("model", type=Path, help="the .keras file to write (a DVC out)")
     parser.add_argument("history", type=Path, help="the per-epoch CSV to write (a DVC plot)")
     args = parser.parse_args()
-    train_vae(load_config(), args.processed_dir, args.model, args.history)
+    train(load_config(), args.processed_dir, args.model, args.history)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from vae_mnist.config import PARAMS_FILE, Config, load_config
-from vae_mnist.data.mnist import SPLIT_FILES, encode_idx
+from vae_mnist.data.idx import encode_idx
+from vae_mnist.data.raw import SPLIT_FILES
 from vae_mnist.stack.control import DEFAULT_PORTS
 from vae_mnist.stack.state import Stack
 

@@ -1,4 +1,6 @@
-"""Lineage by model digest, and the `champion` alias, against a real sqlite MLflow store."""
+"""Lineage by model digest, and the `champion` alias, against a real sqlite MLflow store.
+
+The rule itself (which score wins) is tested without MLflow in tests/test_champion_rule.py."""
 
 from __future__ import annotations
 
@@ -12,7 +14,11 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from vae_mnist.tracking import link_to_training, stage_run
+from vae_mnist.tracking import registry
+from vae_mnist.tracking.names import MODEL_DIGEST
+from vae_mnist.tracking.runs import stage_run
+
+from .conftest import REPO
 
 MODEL = "vae-test"
 
@@ -20,16 +26,24 @@ MODEL = "vae-test"
 def train_and_register(client: mlflow.MlflowClient, sha: str, model: str = MODEL) -> str:
     """A finished training run tagged with a model digest, registered as a new version."""
     with stage_run("train", "lineage") as run:
-        mlflow.set_tag("model.sha256", sha)
+        mlflow.set_tag(MODEL_DIGEST, sha)
     if not client.search_registered_models(f"name = '{model}'"):
         client.create_registered_model(model)
     version = client.create_model_version(model, run.info.artifact_uri, run_id=run.info.run_id)
     return str(version.version)
 
 
+def link(model: str, sha: str, metrics: dict[str, float], figures: Path) -> None:
+    """What the evaluate stage does in its run once its metrics and figures are written."""
+    if train_run := registry.training_run(sha):
+        registry.share_with_training_run(train_run, metrics, figures)
+        if version := registry.registered_version(model, train_run):
+            registry.elect_champion(model, version, metrics["test/neg_elbo"])
+
+
 def evaluate(sha: str, neg_elbo: float, figures: Path) -> dict[str, str]:
     with stage_run("evaluate", "lineage") as run:
-        link_to_training(MODEL, sha, {"test/neg_elbo": neg_elbo, "test/kl": 5.0}, figures)
+        link(MODEL, sha, {"test/neg_elbo": neg_elbo, "test/kl": 5.0}, figures)
     return mlflow.MlflowClient().get_run(run.info.run_id).data.tags
 
 
@@ -57,14 +71,14 @@ def test_champion_moves_on_improvement_and_stays_on_a_worse_model(
     tags = evaluate("b" * 64, 140.0, figures)
     assert champion(client) == better
     assert tags["champion.previous_version"] == first
-    assert tags["champion.previous_test_neg_elbo"] == "150.0"
+    assert tags["champion.previous.test/neg_elbo"] == "150.0"
 
     worse = train_and_register(client, "c" * 64)
     tags = evaluate("c" * 64, 145.0, figures)
     assert champion(client) == better
     assert tags["champion.decision"] == "kept"
-    assert tags["candidate.version"] == worse and tags["candidate.test_neg_elbo"] == "145.0"
-    assert client.get_model_version(MODEL, worse).tags["test.neg_elbo"] == "145.0"
+    assert tags["candidate.version"] == worse and tags["candidate.test/neg_elbo"] == "145.0"
+    assert client.get_model_version(MODEL, worse).tags["test/neg_elbo"] == "145.0"
 
 
 def test_test_metrics_and_figures_reach_the_training_run(mlflow_store: str, figures: Path) -> None:
@@ -97,19 +111,33 @@ def test_re_evaluating_the_champion_keeps_it(mlflow_store: str, figures: Path) -
     tags = evaluate("g" * 64, 150.5, figures)  # e.g. more IWAE samples: slightly other numbers
     assert tags["champion.decision"] == "already champion"
     assert champion(client) == only
-    assert client.get_model_version(MODEL, only).tags["test.neg_elbo"] == "150.5"
+    assert client.get_model_version(MODEL, only).tags["test/neg_elbo"] == "150.5"
+
+
+def test_versions_scored_under_the_old_tag_name_still_compete(
+    mlflow_store: str, figures: Path
+) -> None:
+    client = mlflow.MlflowClient(mlflow_store)
+    old = train_and_register(client, "h" * 64)
+    client.set_model_version_tag(MODEL, old, "test.neg_elbo", "130.0")  # an older release
+    client.set_registered_model_alias(MODEL, "champion", old)
+    train_and_register(client, "i" * 64)
+    tags = evaluate("i" * 64, 140.0, figures)
+    assert tags["champion.decision"] == "kept" and champion(client) == old
+    assert tags["champion.previous.test/neg_elbo"] == "130.0"
 
 
 EVALUATE_AT_ONCE = """
 import sys, time
 from pathlib import Path
-from vae_mnist.tracking import link_to_training, stage_run
+from vae_mnist.tracking.runs import stage_run
+from tests.test_champion import link
 go, sha, score, figures = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3]), Path(sys.argv[4])
 with stage_run("evaluate", "lineage"):
     (go.parent / f"ready-{sha}").touch()
     while not go.exists():  # every evaluation is set up and waits: then all decide at once
         time.sleep(0.005)
-    link_to_training(sys.argv[5], sha, {"test/neg_elbo": score}, figures)
+    link(sys.argv[5], sha, {"test/neg_elbo": score}, figures)
 """
 
 
@@ -129,7 +157,7 @@ def test_evaluations_at_once_on_a_server_leave_the_best_champion(
         go.parent.mkdir()
         env = {**os.environ, "MLFLOW_TRACKING_URI": team_stack.tracking_uri}
         command = [sys.executable, "-c", EVALUATE_AT_ONCE, str(go)]
-        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True, "cwd": REPO}
         evaluations = [
             subprocess.Popen([*command, sha, str(score), str(figures), model], env=env, **pipes)
             for sha, score in scores.items()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -12,18 +13,18 @@ from pathlib import Path
 import pytest
 import requests
 
-from vae_mnist.data.download import (
+from vae_mnist.data.mirrors import (
     PUBLIC_MIRRORS,
     Policy,
     fetch,
     mirrors_from_env,
 )
-from vae_mnist.data.mnist import MnistFile, sha256_hex
+from vae_mnist.data.raw import MnistFile
 from vae_mnist.errors import DownloadError
 
 CONTENT = bytes(range(256)) * 64  # stands in for an IDX file's decompressed content
 NAME = "tiny-idx1-ubyte.gz"
-SPEC = MnistFile(NAME, sha256_hex(CONTENT), len(CONTENT))
+SPEC = MnistFile(NAME, hashlib.sha256(CONTENT).hexdigest(), len(CONTENT))
 FAST = Policy(connect_timeout=1.0, read_timeout=0.3, attempts=3, backoff=0.01, max_bytes=1 << 20)
 
 
@@ -141,7 +142,7 @@ def test_checksum_mismatch_names_file_mirror_and_both_digests(
     assert message.startswith(NAME)
     assert server.url("corrupt") + NAME in message
     assert SPEC.sha256 in message
-    assert sha256_hex(CONTENT[::-1]) in message
+    assert hashlib.sha256(CONTENT[::-1]).hexdigest() in message
     assert names_in(tmp_path) == []  # no partial file left behind
 
 

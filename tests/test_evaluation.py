@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from vae_mnist.config import Config
-from vae_mnist.evaluation import per_image_terms, summarise
-from vae_mnist.training import fit_vae
+from vae_mnist.fitting import fit_vae
+from vae_mnist.metrics import per_image_terms, summarise
+from vae_mnist.quantities import HISTORY_COLUMNS
 
 from .conftest import override
 
@@ -102,8 +103,8 @@ def test_mse_is_the_error_of_what_the_registered_model_returns(vae, data) -> Non
 @pytest.mark.parametrize("latent_dim", [2, 3])
 def test_figures_are_all_there_and_byte_stable(data, tmp_path, latent_dim: int) -> None:
     from vae_mnist.config import load_config
-    from vae_mnist.evaluation import render_figures
     from vae_mnist.model import build_vae
+    from vae_mnist.stages.evaluate import render_figures
 
     from .conftest import REPO
 
@@ -117,7 +118,7 @@ def test_figures_are_all_there_and_byte_stable(data, tmp_path, latent_dim: int) 
     summary = summarise(terms, labels)
     history = tmp_path / "history.csv"
     history.write_text(
-        "epoch,loss,reconstruction,kl,val_loss,val_reconstruction,val_kl,learning_rate,beta\n"
+        ",".join(HISTORY_COLUMNS) + "\n"
         "1,200,190,10,199,189,10,0.001,1\n2,180,172,8,181,173,8,0.001,1\n"
     )
     folders = [tmp_path / "a", tmp_path / "b"]
@@ -176,7 +177,7 @@ def test_padding_of_the_last_batch_keeps_each_image_with_its_own_terms(vae, data
 
 
 def test_evaluation_reads_the_test_images_as_data_binarize_says() -> None:
-    from vae_mnist.evaluation import binarized_test_images
+    from vae_mnist.metrics import binarized_test_images
 
     grey = np.random.default_rng(0).random((200, 28, 28)).astype(np.float32)
     drawn, which = binarized_test_images(grey, "dynamic", seed=3)
@@ -192,15 +193,12 @@ def test_the_reconstructions_figure_shows_the_model_output_under_the_originals(
     vae, data, tmp_path
 ) -> None:
     from vae_mnist import figures
-    from vae_mnist.evaluation import render_figures
+    from vae_mnist.stages.evaluate import render_figures
 
     images, labels = data
     terms = per_image_terms(vae, images, k=2, seed=0)
     history = tmp_path / "history.csv"
-    history.write_text(
-        "epoch,loss,reconstruction,kl,val_loss,val_reconstruction,val_kl,learning_rate,beta\n"
-        "1,200,190,10,199,189,10,0.001,1\n"
-    )
+    history.write_text(",".join(HISTORY_COLUMNS) + "\n1,200,190,10,199,189,10,0.001,1\n")
     (tmp_path / "all").mkdir()
     render_figures(vae, images, labels, terms, summarise(terms, labels), history,
                    tmp_path / "all", seed=0)  # fmt: skip

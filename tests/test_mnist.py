@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vae_mnist.data.mnist import SPLIT_FILES, encode_idx, parse_idx, read_split
+from vae_mnist.data.idx import encode_idx, parse_idx, read_split
+from vae_mnist.data.raw import SPLIT_FILES
 from vae_mnist.errors import DataError
 
 from .conftest import synthetic_split, write_gz

@@ -13,8 +13,9 @@ import pytest
 
 from vae_mnist.config import Config
 from vae_mnist.data.arrays import SPLITS, STATS_FILE, load_split
-from vae_mnist.data.preprocess import preprocess_mnist, stratified_split
+from vae_mnist.data.splits import stratified_split
 from vae_mnist.errors import ConfigError
+from vae_mnist.stages.preprocess import preprocess
 
 from .conftest import override
 
@@ -46,7 +47,7 @@ def test_outputs_shapes_ranges_and_stats(
     small: Config, raw_dir: Path, tmp_path: Path, mlflow_store: str
 ) -> None:
     out = tmp_path / "processed"
-    stats = preprocess_mnist(small, raw_dir, out)
+    stats = preprocess(small, raw_dir, out)
     shapes = {split: load_split(out, split)[0].shape for split in SPLITS}
     assert shapes == {"train": (180, 28, 28), "val": (20, 28, 28), "test": (50, 28, 28)}
     for split in SPLITS:
@@ -64,7 +65,7 @@ def test_outputs_shapes_ranges_and_stats(
 def test_is_tracked_in_mlflow_with_dataset_digests(
     small: Config, raw_dir: Path, tmp_path: Path, mlflow_store: str
 ) -> None:
-    stats = preprocess_mnist(small, raw_dir, tmp_path / "processed")
+    stats = preprocess(small, raw_dir, tmp_path / "processed")
     client = mlflow.MlflowClient(mlflow_store)
     experiment = client.get_experiment_by_name(small.mlflow.experiment_name)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
@@ -87,9 +88,9 @@ def test_same_seed_same_bytes_other_seed_other_split(
     small: Config, raw_dir: Path, tmp_path: Path, mlflow_store: str
 ) -> None:
     first, second, reseeded = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    preprocess_mnist(small, raw_dir, first)
-    preprocess_mnist(small, raw_dir, second)
-    preprocess_mnist(override(small, {"seed": 7}), raw_dir, reseeded)
+    preprocess(small, raw_dir, first)
+    preprocess(small, raw_dir, second)
+    preprocess(override(small, {"seed": 7}), raw_dir, reseeded)
     for name in sorted(p.name for p in first.iterdir()):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     images_first, images_reseeded = load_split(first, "val")[0], load_split(reseeded, "val")[0]
@@ -100,7 +101,7 @@ def test_static_binarization_draws_zeros_and_ones(
     small: Config, raw_dir: Path, tmp_path: Path, mlflow_store: str
 ) -> None:
     out = tmp_path / "processed"
-    stats = preprocess_mnist(override(small, {"data.binarize": "static"}), raw_dir, out)
+    stats = preprocess(override(small, {"data.binarize": "static"}), raw_dir, out)
     for split in SPLITS:
         assert set(np.unique(load_split(out, split)[0]).tolist()) == {0.0, 1.0}
     assert stats["binarize"] == "static"
@@ -111,8 +112,8 @@ def test_dynamic_binarization_only_records_the_choice(
     small: Config, raw_dir: Path, tmp_path: Path, mlflow_store: str
 ) -> None:
     plain, dynamic = tmp_path / "plain", tmp_path / "dynamic"
-    preprocess_mnist(small, raw_dir, plain)
-    stats = preprocess_mnist(override(small, {"data.binarize": "dynamic"}), raw_dir, dynamic)
+    preprocess(small, raw_dir, plain)
+    stats = preprocess(override(small, {"data.binarize": "dynamic"}), raw_dir, dynamic)
     assert stats["binarize"] == "dynamic"
     for split in SPLITS:
         np.testing.assert_array_equal(load_split(plain, split)[0], load_split(dynamic, split)[0])
@@ -123,12 +124,12 @@ def test_val_size_larger_than_the_data_is_one_clear_error(
 ) -> None:
     out = tmp_path / "processed"
     with pytest.raises(ConfigError, match=r"data\.val_size = 5000 leaves no training images"):
-        preprocess_mnist(config, raw_dir, out)
+        preprocess(config, raw_dir, out)
     assert not out.exists()
 
 
 def test_never_imports_tensorflow() -> None:
-    code = "import sys, vae_mnist.data.preprocess; print('tensorflow' in sys.modules)"
+    code = "import sys, vae_mnist.stages.preprocess; print('tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"

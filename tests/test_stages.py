@@ -1,9 +1,11 @@
-"""The train and evaluate stage functions end to end on tiny synthetic data and a real sqlite
-MLflow store, fast enough for `make test-fast` (no MNIST, no network, no DVC)."""
+"""Every stage function end to end on tiny synthetic data and a real sqlite MLflow store, fast
+enough for `make test-fast` (no MNIST, no network, no DVC)."""
 
 from __future__ import annotations
 
 import csv
+import gzip
+import hashlib
 import json
 from pathlib import Path
 
@@ -12,10 +14,15 @@ import numpy as np
 import pytest
 
 from vae_mnist.config import Config
-from vae_mnist.data.preprocess import preprocess_mnist
-from vae_mnist.evaluation import FIGURES_DIR, METRICS_FILE, evaluate_vae
+from vae_mnist.data import mirrors
+from vae_mnist.data.raw import MnistFile
+from vae_mnist.errors import DownloadError
 from vae_mnist.model import load_vae
-from vae_mnist.training import HISTORY_COLUMNS, train_vae
+from vae_mnist.quantities import HISTORY_COLUMNS
+from vae_mnist.stages.download import download
+from vae_mnist.stages.evaluate import FIGURES_DIR, METRICS_FILE, evaluate
+from vae_mnist.stages.preprocess import preprocess
+from vae_mnist.stages.train import train
 
 from .conftest import override
 
@@ -34,22 +41,58 @@ def tiny(config: Config) -> Config:
     )
 
 
+def test_download_verifies_every_file_and_replaces_the_folder_only_when_all_are_good(
+    config: Config,
+    raw_dir: Path,
+    tmp_path: Path,
+    mlflow_store: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The stage's own file table, pointed at the synthetic files (the real one names MNIST's).
+    table = {}
+    for path in sorted(raw_dir.iterdir()):
+        content = gzip.decompress(path.read_bytes())
+        table[path.name] = MnistFile(path.name, hashlib.sha256(content).hexdigest(), len(content))
+    monkeypatch.setattr(mirrors, "MNIST_FILES", table)
+    monkeypatch.setenv("MNIST_MIRROR", str(raw_dir))
+    out = tmp_path / "data" / "raw"
+
+    fetched = download(config, out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(table)
+    assert all((out / name).read_bytes() == (raw_dir / name).read_bytes() for name in table)
+    assert [f.sha256 for f in fetched] == [table[f.name].sha256 for f in fetched]
+    client = mlflow.MlflowClient(mlflow_store)
+    (run,) = client.search_runs([client.get_experiment_by_name("vae-mnist").experiment_id])
+    assert run.info.run_name == "download" and run.info.status == "FINISHED"
+    name = sorted(table)[0]
+    assert run.data.params[f"{name}.sha256"] == table[name].sha256
+    assert run.data.params[f"{name}.source"].startswith(str(raw_dir.resolve()))
+    assert run.data.metrics[f"{name}.bytes"] == (raw_dir / name).stat().st_size
+
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (raw_dir / name).write_bytes(gzip.compress(b"not the file"))
+    with pytest.raises(DownloadError, match=name):
+        download(config, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the good folder stays
+    assert [p.name for p in out.parent.iterdir()] == ["raw"]  # no staging folder left behind
+
+
 def test_train_then_evaluate_write_their_outs_and_their_mlflow_records(
     tiny: Config, raw_dir: Path, tmp_path: Path, mlflow_store: str
 ) -> None:
     processed = tmp_path / "processed"
-    preprocess_mnist(tiny, raw_dir, processed)
+    preprocess(tiny, raw_dir, processed)
     model, history = tmp_path / "models" / "vae.keras", tmp_path / "reports" / "history.csv"
 
-    summary = train_vae(tiny, processed, model, history)
+    summary = train(tiny, processed, model, history)
     rows = list(csv.DictReader(history.read_text().splitlines()))
     assert [int(row["epoch"]) for row in rows] == [1, 2]
     assert tuple(rows[0]) == HISTORY_COLUMNS
-    assert summary["val/neg_elbo"] == pytest.approx(float(rows[-1]["val_loss"]), rel=1e-6)
+    assert summary["best.val/neg_elbo"] == pytest.approx(float(rows[-1]["val/neg_elbo"]), rel=1e-6)
     assert load_vae(model)(np.zeros((1, 28, 28), np.float32)).shape == (1, 28, 28, 1)
 
     out = tmp_path / "reports" / "evaluation"
-    metrics = evaluate_vae(tiny, model, processed, history, out)
+    metrics = evaluate(tiny, model, processed, history, out)
     assert json.loads((out / METRICS_FILE).read_text()) == metrics
     assert (
         metrics["iwae_samples"] == 3 and metrics["test"]["neg_iwae"] <= metrics["test"]["neg_elbo"]
@@ -61,13 +104,13 @@ def test_train_then_evaluate_write_their_outs_and_their_mlflow_records(
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
     assert set(runs) == {"preprocess", "train", "evaluate"}
     assert all(r.info.status == "FINISHED" for r in runs.values())
-    train = runs["train"]
-    assert train.data.params["train.epochs"] == "2"
-    assert train.data.metrics["test/neg_elbo"] == metrics["test"]["neg_elbo"]  # from evaluate
-    assert runs["evaluate"].data.tags["train_run_id"] == train.info.run_id
+    trained = runs["train"]
+    assert trained.data.params["train.epochs"] == "2"
+    assert trained.data.metrics["test/neg_elbo"] == metrics["test"]["neg_elbo"]  # from evaluate
+    assert runs["evaluate"].data.tags["train_run_id"] == trained.info.run_id
     name = tiny.mlflow.registered_model_name
     champion = client.get_model_version_by_alias(name, "champion")
-    assert champion.run_id == train.info.run_id and str(champion.version) == "1"
+    assert champion.run_id == trained.info.run_id and str(champion.version) == "1"
     served = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     images = np.load(processed / "test_images.npy")[:4]
     np.testing.assert_allclose(served.predict(images), np.asarray(load_vae(model)(images)), 1e-5)

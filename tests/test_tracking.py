@@ -15,9 +15,10 @@ import mlflow
 import pytest
 
 from vae_mnist.config import Config
-from vae_mnist.data.preprocess import preprocess_mnist
 from vae_mnist.errors import TrackingError
-from vae_mnist.tracking import EXPERIMENT_KIND_TAG, run_tags, stage_run, store
+from vae_mnist.stages.preprocess import preprocess
+from vae_mnist.tracking.runs import run_tags, stage_run
+from vae_mnist.tracking.store import EXPERIMENT_KIND_TAG, store
 
 from .conftest import free_port, override
 
@@ -52,7 +53,7 @@ def test_runs_carry_stage_git_and_dvc_tags(monkeypatch: pytest.MonkeyPatch) -> N
 def test_concurrent_stages_share_a_fresh_sqlite_store(tmp_path: Path) -> None:
     """What `dvc queue start -j 4` does on first use: four stages open one new store at once."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    code = "from vae_mnist.tracking import experiment_id; print(experiment_id('grid'))"
+    code = "from vae_mnist.tracking.store import experiment_id; print(experiment_id('grid'))"
     command = [sys.executable, "-c", code]
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
     stages = [subprocess.Popen(command, env=env, cwd=tmp_path, **pipes) for _ in range(4)]
@@ -126,7 +127,7 @@ def test_a_stage_logs_to_a_real_mlflow_server(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    stats = preprocess_mnist(override(config, {"data.val_size": 20}), raw_dir, tmp_path / "out")
+    stats = preprocess(override(config, {"data.val_size": 20}), raw_dir, tmp_path / "out")
     client = mlflow.MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name(config.mlflow.experiment_name)
     assert experiment.tags.items() >= EXPERIMENT_KIND_TAG.items()

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from vae_mnist.config import Config
+from vae_mnist.fitting import batches, fit_vae, history_csv
 from vae_mnist.model import build_vae, inference_model, load_vae, save_vae
-from vae_mnist.training import batches, fit_vae, history_csv
+from vae_mnist.quantities import HISTORY_COLUMNS
 
 from .conftest import override
 
@@ -113,13 +114,13 @@ def test_history_has_every_column_per_epoch(tiny: Config, images: np.ndarray) ->
     trained = fit_vae(override(tiny, {"train.epochs": 3}), images, images[:64], verbose=0)
     assert [row["epoch"] for row in trained.history] == [1, 2, 3]
     for row in trained.history:
-        assert set(row) == {
-            "epoch", "loss", "reconstruction", "kl", "val_loss", "val_reconstruction", "val_kl",
-            "learning_rate", "beta",
-        }  # fmt: skip
-        assert row["val_loss"] == pytest.approx(row["val_reconstruction"] + row["val_kl"], 1e-5)
+        assert tuple(row) == HISTORY_COLUMNS == (
+            "epoch", "train/loss", "train/reconstruction", "train/kl",
+            "val/neg_elbo", "val/reconstruction", "val/kl", "learning_rate", "beta",
+        )  # fmt: skip
+        assert row["val/neg_elbo"] == pytest.approx(row["val/reconstruction"] + row["val/kl"], 1e-5)
         assert all(np.isfinite(v) for v in row.values())
-    assert trained.history[-1]["val_loss"] < trained.history[0]["val_loss"]
+    assert trained.history[-1]["val/neg_elbo"] < trained.history[0]["val/neg_elbo"]
     rows = list(csv.DictReader(io.StringIO(history_csv(trained.history))))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
 
@@ -130,7 +131,7 @@ def test_kl_warmup_raises_beta_linearly(tiny: Config, images: np.ndarray) -> Non
     assert [row["beta"] for row in trained.history] == pytest.approx([1 / 3, 2 / 3, 1, 1])
     # validation is reported at beta = 1, training at the epoch's beta
     first = trained.history[0]
-    assert first["loss"] < first["reconstruction"] + first["kl"]
+    assert first["train/loss"] < first["train/reconstruction"] + first["train/kl"]
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "exponential"])
@@ -202,7 +203,7 @@ def test_early_stopping_restores_the_best_epoch(tiny: Config) -> None:
     inked = np.ones((64, 28, 28), np.float32)
     patient = override(tiny, {"train.epochs": 10, "train.early_stopping_patience": 2})
     trained = fit_vae(patient, blank, inked, verbose=0)
-    losses = [row["val_loss"] for row in trained.history]
+    losses = [row["val/neg_elbo"] for row in trained.history]
     assert len(losses) < 10
     assert trained.best_epoch == 1 + int(np.argmin(losses))
     assert len(losses) == trained.best_epoch + 2  # stopped after `patience` worse epochs

@@ -1,14 +1,17 @@
 """The figures people look at, as PNG files: same model and data, same bytes.
 
-matplotlib's Agg renderer is deterministic; the only varying field in a PNG it writes is the
-`Software` text (the matplotlib version), which is dropped.
+Every figure, and the latent codes each one decodes, from arrays and a decoder passed in as a
+function: no Keras, no MLflow. matplotlib's Agg renderer is deterministic; the only varying field
+in a PNG it writes is the `Software` text (the matplotlib version), which is dropped.
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from statistics import NormalDist
+from typing import Any
 
 import matplotlib
 
@@ -18,9 +21,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from vae_mnist.data.mnist import NUM_CLASSES
+from vae_mnist.quantities import TRAIN, VAL, metric
 
 PNG_METADATA = {"Software": None}
 DIGIT_COLOURS = plt.get_cmap("tab10")
+PRIOR_SAMPLES = 100
+INTERPOLATION_PAIRS = [(0, 6), (1, 7), (2, 5), (3, 8), (4, 9)]  # digits, start -> end
+INTERPOLATION_STEPS = 10
+Decoder = Callable[[np.ndarray], np.ndarray]  # latent codes (N, d) -> images (N, 28, 28)
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
@@ -118,11 +126,14 @@ def training_curves(history_csv: Path, path: Path) -> None:
         rows = list(csv.DictReader(f))
     epochs = [int(r["epoch"]) for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for key, label in (("loss", "training loss"), ("val_loss", "validation -ELBO")):
+    for key, label in (
+        (metric(TRAIN, "loss"), "training loss"),
+        (metric(VAL, "neg_elbo"), "validation -ELBO"),
+    ):
         left.plot(epochs, [float(r[key]) for r in rows], marker="o", label=label)
     left.set(xlabel="epoch", ylabel="nats per image", title="Loss")
     left.legend()
-    for key in ("kl", "val_kl"):
+    for key in (metric(TRAIN, "kl"), metric(VAL, "kl")):
         right.plot(epochs, [float(r[key]) for r in rows], marker="o", label=key)
     right.set(xlabel="epoch", ylabel="nats per image", title="KL term")
     right.legend()
@@ -139,3 +150,47 @@ def per_digit_elbo(per_digit: dict[str, dict[str, float]], path: Path) -> None:
         ax.text(x, v, f"{v:.0f}", ha="center", va="bottom", fontsize=8)
     ax.set(xlabel="digit", ylabel="-ELBO (nats per image)", title="Test -ELBO per digit")
     _save(fig, path)
+
+
+def prior_codes(latent_dim: int, seed: int) -> np.ndarray:
+    """Draws from the prior N(0, I), seeded."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((PRIOR_SAMPLES, latent_dim)).astype(np.float32)
+
+
+def interpolation_codes(z_mean: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Straight lines between the latent means of the chosen images of each pair of digits."""
+    steps = np.linspace(0, 1, INTERPOLATION_STEPS, dtype=np.float32)[:, None]
+    return np.concatenate(
+        [
+            (1 - steps) * z_mean[chosen[a]] + steps * z_mean[chosen[b]]
+            for a, b in INTERPOLATION_PAIRS
+        ]
+    )
+
+
+def render_all(
+    decode: Decoder,
+    images: np.ndarray,
+    labels: np.ndarray,
+    reconstructed: np.ndarray,
+    z_mean: np.ndarray,
+    per_digit: Mapping[str, Mapping[str, Any]],
+    history_csv: Path,
+    folder: Path,
+    seed: int,
+) -> None:
+    """Every figure of the evaluate stage into `folder`. `reconstructed` holds the reconstructions
+    of `images[first_of_each_digit(labels)]`, in that order."""
+    chosen = first_of_each_digit(labels)
+    reconstructions(images[chosen], reconstructed, folder / "reconstructions.png")
+    latent_space(z_mean, labels, folder / "latent_space.png")
+    manifold(decode(manifold_codes(z_mean)), z_mean.shape[1], folder / "manifold.png")
+    samples(decode(prior_codes(z_mean.shape[1], seed)), folder / "prior_samples.png")
+    interpolations(
+        decode(interpolation_codes(z_mean, chosen)),
+        INTERPOLATION_PAIRS,
+        folder / "interpolations.png",
+    )
+    training_curves(history_csv, folder / "training_curves.png")
+    per_digit_elbo(per_digit, folder / "per_digit_neg_elbo.png")

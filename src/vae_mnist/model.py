@@ -8,7 +8,6 @@ The classic script's `add_loss` on symbolic tensors is what Keras 3 no longer ac
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,9 @@ import tensorflow as tf
 from keras import ops
 
 from vae_mnist.config import ModelConfig
-from vae_mnist.data.mnist import IMAGE_SHAPE
+from vae_mnist.data.mnist import IMAGE_SHAPE, PIXELS
 from vae_mnist.objectives import kl_nats, reconstruction_nats
-
-PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+from vae_mnist.outputs import atomic_file
 
 
 def build_encoder(config: ModelConfig) -> keras.Model:
@@ -163,27 +161,31 @@ def save_vae(model: keras.Model, path: Path) -> None:
     Keras stamps `date_saved` into metadata.json, the save time into each zip entry, and
     `shared_object_id`s that are memory addresses into config.json; all three are normalised.
     """
-    raw = path.with_name(f".{path.stem}.raw.keras")
-    staged = path.with_name(f".{path.name}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = path.with_name(f".{path.stem}.raw.keras")  # Keras wants the suffix
     try:
         model.save(raw)
-        with zipfile.ZipFile(raw) as source, zipfile.ZipFile(staged, "w") as target:
-            for entry in source.infolist():
-                content = source.read(entry)
-                if entry.filename == "metadata.json":
-                    metadata = json.loads(content)
-                    metadata.pop("date_saved", None)
-                    content = json.dumps(metadata, sort_keys=True).encode()
-                elif entry.filename == "config.json":
-                    content = json.dumps(_renumber_shared_ids(json.loads(content))).encode()
-                info = zipfile.ZipInfo(entry.filename, date_time=_EPOCH)
-                info.compress_type = entry.compress_type
-                info.external_attr = 0o644 << 16
-                target.writestr(info, content)
-        os.replace(staged, path)
+        with atomic_file(path) as staged, zipfile.ZipFile(raw) as source:
+            _copy_normalised(source, staged)
     finally:
         raw.unlink(missing_ok=True)
-        staged.unlink(missing_ok=True)
+
+
+def _copy_normalised(source: zipfile.ZipFile, staged: Path) -> None:
+    """The entries of a .keras file, without clocks and addresses."""
+    with zipfile.ZipFile(staged, "w") as target:
+        for entry in source.infolist():
+            content = source.read(entry)
+            if entry.filename == "metadata.json":
+                metadata = json.loads(content)
+                metadata.pop("date_saved", None)
+                content = json.dumps(metadata, sort_keys=True).encode()
+            elif entry.filename == "config.json":
+                content = json.dumps(_renumber_shared_ids(json.loads(content))).encode()
+            info = zipfile.ZipInfo(entry.filename, date_time=_EPOCH)
+            info.compress_type = entry.compress_type
+            info.external_attr = 0o644 << 16
+            target.writestr(info, content)
 
 
 def _renumber_shared_ids(config: Any, ids: dict[int, int] | None = None) -> Any:

@@ -1,11 +1,15 @@
-"""Writing stage outputs all-or-nothing and byte-stable.
+"""Writing stage outputs all-or-nothing and byte-stable: the one way every stage writes.
 
-DVC hashes every out, so an out must be either complete or absent (a failed stage never leaves a
-plausible-looking half), and the same content must always be the same bytes.
+DVC deletes a stage's outs before it runs the stage, so a stage that fails under `dvc repro`
+leaves no out at all (`dvc checkout` brings back the last good one from the cache). What these
+writers add: no half-written file ever carries an out's name, for DVC to hash into its cache or
+for a script run by hand to leave behind, and a stage run outside DVC keeps the previous output
+when it fails. The same content is always the same bytes, so DVC sees no change that is not there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -35,10 +39,24 @@ def atomic_directory(target: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+@contextmanager
+def atomic_file(target: Path) -> Iterator[Path]:
+    """Yield a path beside `target` to write: it becomes `target` on success, and is gone on
+    failure."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.tmp")
+    try:
+        yield staging
+        os.replace(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
 def json_text(data: Any) -> str:
     """Sorted keys and a trailing newline: the same data is always the same bytes."""
     return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
-def write_json(path: Path, data: Any) -> None:
-    path.write_text(json_text(data), encoding="utf-8")
+def file_sha256(path: Path) -> str:
+    """The content digest that ties a model file to the run that trained it."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,1 +1,1 @@
-"""MNIST files: reading, checking and fetching them."""
+"""The data: the raw MNIST files, fetching and reading them, the splits and the processed arrays."""

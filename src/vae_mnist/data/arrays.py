@@ -6,6 +6,7 @@ arrays would hash differently on every run and DVC would see a change that is no
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +15,6 @@ from vae_mnist.errors import DataError
 
 SPLITS = ("train", "val", "test")
 STATS_FILE = "stats.json"
-MLFLOW_CONTEXT = {"train": "training", "val": "validation", "test": "test"}
-
-
-def dataset_name(split: str) -> str:
-    """The split's name as an MLflow dataset, the same in every stage that logs it."""
-    return f"mnist-{split}"
 
 
 def split_files(folder: Path, split: str) -> tuple[Path, Path]:
@@ -45,3 +40,15 @@ def load_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     if images.dtype != np.float32 or len(images) != len(labels):
         raise DataError(f"{images_path.parent}: {split} arrays are not a preprocess output")
     return images, labels
+
+
+def array_digest(*arrays: np.ndarray) -> str:
+    """A short content digest of arrays (dtype, shape and values), used as MLflow dataset digest.
+
+    16 hex digits fit MLflow's dataset-digest column and still name the content uniquely.
+    """
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()[:16]

@@ -17,15 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-import mlflow
 import requests
 from tqdm import tqdm
 
-from vae_mnist.config import Config
-from vae_mnist.data.mnist import MNIST_FILES, MnistFile
+from vae_mnist.data.raw import MNIST_FILES, MnistFile
 from vae_mnist.errors import DownloadError
-from vae_mnist.outputs import atomic_directory
-from vae_mnist.tracking import stage_run
 
 MIRROR_ENV = "MNIST_MIRROR"
 PUBLIC_MIRRORS = (
@@ -78,20 +74,6 @@ def mirrors_from_env() -> tuple[str, ...]:
             "(set it to a folder holding the four MNIST .gz files, or to an http(s) URL)"
         )
     return (str(path.resolve()),)
-
-
-def download_mnist(config: Config, out_dir: Path, policy: Policy = Policy()) -> list[Fetched]:
-    """The `download` stage: `out_dir` ends up holding the four verified files, or is untouched."""
-    mirrors = mirrors_from_env()
-    with stage_run("download", config.mlflow.experiment_name, {"mirrors": " ".join(mirrors)}):
-        with atomic_directory(out_dir) as staging:
-            fetched = download_all(staging, mirrors, policy)
-        for item in fetched:
-            mlflow.log_params(
-                {f"{item.name}.source": item.source, f"{item.name}.sha256": item.sha256}
-            )
-            mlflow.log_metric(f"{item.name}.bytes", item.size)
-    return fetched
 
 
 def download_all(

@@ -1,5 +1,7 @@
 """Test metrics of a trained VAE: reconstruction, KL, negative ELBO, the IWAE bound, active units.
 
+Arrays in, arrays and numbers out: no files, no MLflow (stages/evaluate.py writes and logs them).
+
 Every image gets k latent samples; one set of samples gives both the reconstruction term of the
 ELBO (averaged over the k samples) and the importance-weighted bound, so the two are comparable
 image by image. Work is done in batches of about EVAL_ROWS decoder rows, whatever k is, so memory
@@ -9,32 +11,22 @@ stays bounded; no Python loop runs over images or samples.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import keras
-import mlflow
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from vae_mnist import figures
-from vae_mnist.config import Config
-from vae_mnist.data.arrays import load_split
-from vae_mnist.data.mnist import NUM_CLASSES
-from vae_mnist.figures import first_of_each_digit
-from vae_mnist.model import PIXELS, VAE, load_vae
+from vae_mnist.data.mnist import NUM_CLASSES, PIXELS
+from vae_mnist.model import VAE
 from vae_mnist.objectives import (
     iwae_bound,
     kl_nats,
     log_importance_weights,
     reconstruction_nats,
 )
-from vae_mnist.outputs import atomic_directory, json_text
-from vae_mnist.tracking import file_sha256, link_to_training, stage_run
 
-METRICS_FILE = "metrics.json"
-FIGURES_DIR = "figures"
 EVAL_ROWS = 16_384  # decoder rows (images x samples) per compiled call
 NATS = ("reconstruction", "kl", "neg_elbo", "neg_iwae")  # the per-image terms, in nats
 ACTIVE_UNIT_THRESHOLD = 0.01  # Cov_x(E[z|x]) above this: the dimension is in use (Burda et al.)
@@ -114,71 +106,3 @@ def binarized_test_images(images: np.ndarray, binarize: str, seed: int) -> tuple
     if binarize == "static":
         return images, "binarized in preprocess (static)"
     return images, "grey levels in [0, 1]"
-
-
-def render_figures(
-    vae: VAE,
-    images: np.ndarray,
-    labels: np.ndarray,
-    terms: dict[str, np.ndarray],
-    summary: dict[str, Any],
-    history_csv: Path,
-    folder: Path,
-    seed: int,
-) -> None:
-    """Every figure of the evaluate stage into `folder`."""
-
-    def decode(codes: np.ndarray) -> np.ndarray:
-        return np.asarray(ops.sigmoid(vae.decoder(codes, training=False)))[..., 0]
-
-    chosen = first_of_each_digit(labels)
-    figures.reconstructions(
-        images[chosen], np.asarray(vae(images[chosen]))[..., 0], folder / "reconstructions.png"
-    )
-    z_mean = terms["z_mean"]
-    figures.latent_space(z_mean, labels, folder / "latent_space.png")
-    figures.manifold(
-        decode(figures.manifold_codes(z_mean)), z_mean.shape[1], folder / "manifold.png"
-    )
-    prior = np.random.default_rng(seed).standard_normal((100, z_mean.shape[1])).astype(np.float32)
-    figures.samples(decode(prior), folder / "prior_samples.png")
-    pairs = [(0, 6), (1, 7), (2, 5), (3, 8), (4, 9)]
-    steps = np.linspace(0, 1, 10, dtype=np.float32)[:, None]
-    codes = np.concatenate(
-        [(1 - steps) * z_mean[chosen[a]] + steps * z_mean[chosen[b]] for a, b in pairs]
-    )
-    figures.interpolations(decode(codes), pairs, folder / "interpolations.png")
-    figures.training_curves(history_csv, folder / "training_curves.png")
-    figures.per_digit_elbo(summary["per_digit"], folder / "per_digit_neg_elbo.png")
-
-
-def evaluate_vae(
-    config: Config, model_path: Path, processed_dir: Path, history_csv: Path, out_dir: Path
-) -> dict[str, Any]:
-    """The `evaluate` stage: metrics.json and figures/ in `out_dir`, MLflow runs, the champion."""
-    vae = load_vae(model_path)
-    grey, labels = load_split(processed_dir, "test")
-    images, which = binarized_test_images(grey, config.data.binarize, config.seed)
-    k = config.evaluate.iwae_samples
-    params = {key: config.flat()[key] for key in ("seed", "data.binarize", "evaluate.iwae_samples")}
-    with stage_run("evaluate", config.mlflow.experiment_name, params):
-        terms = per_image_terms(vae, images, k=k, seed=config.seed)
-        summary = summarise(terms, labels)
-        metrics = {**summary, "iwae_samples": k, "test_images": which}
-        with atomic_directory(out_dir) as staging:
-            (staging / FIGURES_DIR).mkdir()
-            render_figures(
-                vae, images, labels, terms, summary, history_csv, staging / FIGURES_DIR, config.seed
-            )
-            (staging / METRICS_FILE).write_text(json_text(metrics), encoding="utf-8")
-        test_metrics = {f"test/{name}": value for name, value in summary["test"].items()}
-        mlflow.log_metrics(test_metrics)
-        mlflow.log_artifacts(str(out_dir / FIGURES_DIR), FIGURES_DIR)
-        mlflow.log_dict(metrics, METRICS_FILE)
-        link_to_training(
-            config.mlflow.registered_model_name,
-            file_sha256(model_path),
-            test_metrics,
-            out_dir / FIGURES_DIR,
-        )
-    return metrics

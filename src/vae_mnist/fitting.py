@@ -1,5 +1,8 @@
 """Fitting the VAE: determinism, a fast compiled train loop, warm-up, schedules, history.
 
+No files and no MLflow: the train stage (stages/train.py) gives it arrays and callbacks and writes
+what it returns.
+
 Speed comes from keeping the data resident as tensors and running many XLA-compiled steps per
 call into the runtime (`steps_per_execution`): per-batch Python work is what makes a plain
 `model.fit` of this small MLP slow. benchmarks/train_throughput.py measures the choice.
@@ -9,31 +12,21 @@ from __future__ import annotations
 
 import csv
 import io
-import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import keras
-import mlflow
-import mlflow.keras
 import numpy as np
 import tensorflow as tf
-from mlflow.models import infer_signature
 
 from vae_mnist.config import Config, TrainConfig
-from vae_mnist.data.arrays import MLFLOW_CONTEXT, dataset_name, load_split, split_files
-from vae_mnist.data.mnist import array_digest
 from vae_mnist.errors import ConfigError
-from vae_mnist.model import VAE, build_vae, inference_model, save_vae
-from vae_mnist.tracking import file_sha256, log_dataset, stage_run
+from vae_mnist.model import VAE, build_vae
+from vae_mnist.quantities import EPOCH_NAMES, VAL_NEG_ELBO
 
 JIT_COMPILE = True
 STEPS_PER_EXECUTION = 16
-HISTORY_COLUMNS = (
-    "epoch", "loss", "reconstruction", "kl", "val_loss", "val_reconstruction", "val_kl",
-    "learning_rate", "beta",
-)  # fmt: skip
 
 
 def make_deterministic(seed: int) -> None:
@@ -103,8 +96,21 @@ class EpochRecorder(keras.callbacks.Callback):
 @dataclass
 class Trained:
     model: VAE
-    history: list[dict[str, float]]  # one row per epoch, HISTORY_COLUMNS
+    history: list[dict[str, float]]  # one row per epoch, keyed by HISTORY_COLUMNS
     best_epoch: int
+
+    def best(self) -> dict[str, float]:
+        """The best epoch's row: the weights the model holds."""
+        return self.history[self.best_epoch - 1]
+
+
+def check_batch_size(config: TrainConfig, train_images: int) -> None:
+    """Training uses full batches only, so it needs at least one."""
+    if train_images < config.batch_size:
+        raise ConfigError(
+            f"train.batch_size = {config.batch_size} is larger than the "
+            f"{train_images} training images"
+        )
 
 
 def compile_vae(config: Config, steps_per_epoch: int) -> VAE:
@@ -115,8 +121,9 @@ def compile_vae(config: Config, steps_per_epoch: int) -> VAE:
         optimizer=keras.optimizers.Adam(learning_rate(config.train, steps_per_epoch)),
         steps_per_execution=STEPS_PER_EXECUTION,
     )
-    # Keras turns XLA off whenever op determinism is on, for the sake of GPU kernels; XLA on the
-    # CPU is deterministic (tests/test_training.py trains twice and compares weights).
+    # Keras turns XLA off whenever op determinism is on, for the sake of GPU kernels, and both
+    # public ways in (`compile(jit_compile=True)` and the `jit_compile` setter) refuse it then;
+    # XLA on the CPU is deterministic (tests/test_training.py trains twice, compares weights).
     model._jit_compile = JIT_COMPILE
     return model
 
@@ -125,10 +132,11 @@ def fit_vae(
     config: Config,
     train_images: np.ndarray,
     val_images: np.ndarray,
-    callbacks: list[keras.callbacks.Callback] = (),
+    callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = 2,
 ) -> Trained:
     """Train a fresh VAE as `config` says; same config and data -> same weights."""
+    check_batch_size(config.train, len(train_images))
     model = compile_vae(config, len(train_images) // config.train.batch_size)
     recorder = EpochRecorder(config.train.kl_warmup_epochs)
     all_callbacks = [recorder]
@@ -149,78 +157,19 @@ def fit_vae(
         shuffle=False,  # the dataset reshuffles itself, seeded
         verbose=verbose,
     )
-    history = [{k: row[k] for k in HISTORY_COLUMNS if k in row} for row in recorder.rows]
-    best = min(history, key=lambda row: row["val_loss"])["epoch"] if stopper else len(history)
+    history = [
+        {"epoch": row["epoch"], **{EPOCH_NAMES[k]: row[k] for k in EPOCH_NAMES if k in row}}
+        for row in recorder.rows
+    ]
+    best = min(history, key=lambda row: row[VAL_NEG_ELBO])["epoch"] if stopper else len(history)
     return Trained(model, history, int(best))
 
 
-class EpochMetrics(mlflow.keras.MlflowCallback):
-    """MLflow's Keras callback, less its step-less `validation_*` copies of the val_* metrics."""
-
-    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
-        pass
-
-
 def history_csv(history: list[dict[str, float]]) -> str:
+    """The history as CSV text, one row per epoch: what DVC plots (9 significant digits)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(history[0]), lineterminator="\n")
     writer.writeheader()
     for row in history:
         writer.writerow({k: int(v) if k == "epoch" else f"{v:.9g}" for k, v in row.items()})
     return out.getvalue()
-
-
-def train_vae(
-    config: Config, processed_dir: Path, model_path: Path, history_path: Path
-) -> dict[str, float]:
-    """The `train` stage: fit, write model and history, log to MLflow, register the model."""
-    splits = {split: load_split(processed_dir, split) for split in ("train", "val")}
-    if len(splits["train"][0]) < config.train.batch_size:
-        raise ConfigError(
-            f"train.batch_size = {config.train.batch_size} is larger than the "
-            f"{len(splits['train'][0])} training images"
-        )
-    with stage_run("train", config.mlflow.experiment_name, config.flat()):
-        for split, (images, labels) in splits.items():
-            log_dataset(
-                images,
-                labels,
-                source=split_files(processed_dir, split)[0],
-                name=dataset_name(split),
-                digest=array_digest(images, labels),
-                context=MLFLOW_CONTEXT[split],
-            )
-        trained = fit_vae(config, splits["train"][0], splits["val"][0], callbacks=[EpochMetrics()])
-        model_path.parent.mkdir(parents=True, exist_ok=True)
-        history_path.parent.mkdir(parents=True, exist_ok=True)
-        save_vae(trained.model, model_path)
-        staged = history_path.with_name(f".{history_path.name}.tmp")
-        staged.write_text(history_csv(trained.history), encoding="utf-8")
-        os.replace(staged, history_path)
-
-        best = trained.history[trained.best_epoch - 1]
-        summary = {
-            "best_epoch": trained.best_epoch,
-            "epochs_trained": len(trained.history),
-            "val/neg_elbo": best["val_loss"],
-            "val/reconstruction": best["val_reconstruction"],
-            "val/kl": best["val_kl"],
-        }
-        mlflow.log_metrics(summary)
-        digest = file_sha256(model_path)
-        mlflow.set_tag("model.sha256", digest)
-        example = splits["val"][0][:8]
-        served = inference_model(trained.model)
-        info = mlflow.keras.log_model(
-            served,
-            name="model",
-            signature=infer_signature(example, keras.ops.convert_to_numpy(served(example))),
-            registered_model_name=config.mlflow.registered_model_name,
-            # What the served model needs (it holds standard layers only), stated rather than
-            # inferred: inference is slow here and would list this project's whole environment.
-            pip_requirements=[f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"],
-            tags={"model.sha256": digest},
-        )
-        if info.registered_model_version is not None:
-            mlflow.set_tag("registered_model_version", str(info.registered_model_version))
-    return summary

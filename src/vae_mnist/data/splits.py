@@ -1,4 +1,6 @@
-"""The preprocess stage: raw IDX files -> scaled float32 arrays for train, validation and test.
+"""Raw MNIST arrays -> scaled float32 arrays for train, validation and test, and their stats.
+
+Arrays in, arrays out: stages/preprocess.py reads the raw files, writes these and logs them.
 
 The validation set is taken from the 60k training images, stratified by digit so that every
 split has MNIST's class balance; the 10k test images are never touched until evaluation.
@@ -6,18 +8,16 @@ split has MNIST's class balance; the 10k test images are never touched until eva
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 
 from vae_mnist.config import Config
-from vae_mnist.data.arrays import MLFLOW_CONTEXT, STATS_FILE, dataset_name, save_split, split_files
-from vae_mnist.data.mnist import NUM_CLASSES, array_digest, read_split
+from vae_mnist.data.arrays import array_digest
+from vae_mnist.data.mnist import NUM_CLASSES
 from vae_mnist.errors import ConfigError
-from vae_mnist.outputs import atomic_directory, json_text
-from vae_mnist.tracking import log_dataset, stage_run
+
+Split = tuple[np.ndarray, np.ndarray]  # (images, labels)
 
 SPLIT_METHOD = "stratified by digit"
 
@@ -61,11 +61,11 @@ def split_stats(images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     }
 
 
-def build_splits(config: Config, raw_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """All three splits as (float32 images, uint8 labels), deterministic in `config.seed`."""
+def build_splits(config: Config, train: Split, test: Split) -> dict[str, Split]:
+    """All three splits as (float32 images, uint8 labels) from the raw uint8 training and test
+    sets, deterministic in `config.seed`."""
     split_rng, binarize_rng = np.random.default_rng(config.seed).spawn(2)
-    train_images, train_labels = read_split(raw_dir, "train")
-    test_images, test_labels = read_split(raw_dir, "test")
+    (train_images, train_labels), (test_images, test_labels) = train, test
     if config.data.val_size >= len(train_labels):
         raise ConfigError(
             f"data.val_size = {config.data.val_size} leaves no training images "
@@ -82,36 +82,10 @@ def build_splits(config: Config, raw_dir: Path) -> dict[str, tuple[np.ndarray, n
     return splits
 
 
-def preprocess_mnist(config: Config, raw_dir: Path, out_dir: Path) -> dict[str, Any]:
-    """The `preprocess` stage; returns the stats it wrote to `out_dir/stats.json`."""
-    params = {key: config.flat()[key] for key in ("seed", "data.val_size", "data.binarize")}
-    with stage_run("preprocess", config.mlflow.experiment_name, params):
-        splits = build_splits(config, raw_dir)
-        stats = {
-            "binarize": config.data.binarize,
-            "split": {
-                "method": SPLIT_METHOD,
-                "seed": config.seed,
-                "val_size": config.data.val_size,
-            },
-            "splits": {name: split_stats(x, y) for name, (x, y) in splits.items()},
-        }
-        with atomic_directory(out_dir) as staging:
-            for name, (images, labels) in splits.items():
-                save_split(staging, name, images, labels)
-            (staging / STATS_FILE).write_text(json_text(stats), encoding="utf-8")
-        for name, (images, labels) in splits.items():
-            info = stats["splits"][name]
-            mlflow.log_metrics(
-                {f"{name}/count": info["count"], f"{name}/pixel_mean": info["pixel_mean"]}
-            )
-            log_dataset(
-                images,
-                labels,
-                source=split_files(out_dir, name)[0],
-                name=dataset_name(name),
-                digest=info["digest"],
-                context=MLFLOW_CONTEXT[name],
-            )
-        mlflow.log_dict(stats, STATS_FILE)
-    return stats
+def stats(config: Config, splits: dict[str, Split]) -> dict[str, Any]:
+    """What stats.json records: how the splits were made, and each split's counts and digest."""
+    return {
+        "binarize": config.data.binarize,
+        "split": {"method": SPLIT_METHOD, "seed": config.seed, "val_size": config.data.val_size},
+        "splits": {name: split_stats(x, y) for name, (x, y) in splits.items()},
+    }

@@ -1,0 +1,26 @@
+"""The `download` stage: the four MNIST files, verified, into one folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+
+from vae_mnist.config import Config
+from vae_mnist.data.mirrors import Fetched, Policy, download_all, mirrors_from_env
+from vae_mnist.outputs import atomic_directory
+from vae_mnist.tracking.runs import stage_run
+
+
+def download(config: Config, out_dir: Path, policy: Policy = Policy()) -> list[Fetched]:
+    """`out_dir` ends up holding the four verified files, or is untouched."""
+    mirrors = mirrors_from_env()
+    with stage_run("download", config.mlflow.experiment_name, {"mirrors": " ".join(mirrors)}):
+        with atomic_directory(out_dir) as staging:
+            fetched = download_all(staging, mirrors, policy)
+        for item in fetched:
+            mlflow.log_params(
+                {f"{item.name}.source": item.source, f"{item.name}.sha256": item.sha256}
+            )
+            mlflow.log_metric(f"{item.name}.bytes", item.size)
+    return fetched

@@ -1,0 +1,85 @@
+"""The `evaluate` stage: test metrics and figures of the trained VAE, logged to its own run and
+to the training run, and the `champion` alias moved by the champion rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+from keras import ops
+
+from vae_mnist import figures
+from vae_mnist.config import Config
+from vae_mnist.data.arrays import load_split
+from vae_mnist.metrics import binarized_test_images, per_image_terms, summarise
+from vae_mnist.model import VAE, load_vae
+from vae_mnist.outputs import atomic_directory, file_sha256, json_text
+from vae_mnist.quantities import TEST, TEST_NEG_ELBO, metric
+from vae_mnist.tracking import registry
+from vae_mnist.tracking.runs import stage_run
+
+METRICS_FILE = "metrics.json"
+FIGURES_DIR = "figures"
+PARAMS = ("seed", "data.binarize", "evaluate.iwae_samples")
+
+
+def evaluate(
+    config: Config, model_path: Path, processed_dir: Path, history_csv: Path, out_dir: Path
+) -> dict[str, Any]:
+    """metrics.json and figures/ in `out_dir`; returns what metrics.json holds."""
+    vae = load_vae(model_path)
+    grey, labels = load_split(processed_dir, TEST)
+    images, which = binarized_test_images(grey, config.data.binarize, config.seed)
+    k = config.evaluate.iwae_samples
+    params = {key: config.flat()[key] for key in PARAMS}
+    with stage_run("evaluate", config.mlflow.experiment_name, params):
+        terms = per_image_terms(vae, images, k=k, seed=config.seed)
+        summary = summarise(terms, labels)
+        metrics = {**summary, "iwae_samples": k, "test_images": which}
+        with atomic_directory(out_dir) as staging:
+            (staging / FIGURES_DIR).mkdir()
+            render_figures(
+                vae, images, labels, terms, summary, history_csv, staging / FIGURES_DIR, config.seed
+            )
+            (staging / METRICS_FILE).write_text(json_text(metrics), encoding="utf-8")
+        test_metrics = {metric(TEST, name): value for name, value in summary[TEST].items()}
+        mlflow.log_metrics(test_metrics)
+        mlflow.log_artifacts(str(out_dir / FIGURES_DIR), FIGURES_DIR)
+        mlflow.log_dict(metrics, METRICS_FILE)
+        if train_run := registry.training_run(file_sha256(model_path)):
+            registry.share_with_training_run(train_run, test_metrics, out_dir / FIGURES_DIR)
+            name = config.mlflow.registered_model_name
+            if version := registry.registered_version(name, train_run):
+                registry.elect_champion(name, version, test_metrics[TEST_NEG_ELBO])
+    return metrics
+
+
+def render_figures(
+    vae: VAE,
+    images: np.ndarray,
+    labels: np.ndarray,
+    terms: dict[str, np.ndarray],
+    summary: dict[str, Any],
+    history_csv: Path,
+    folder: Path,
+    seed: int,
+) -> None:
+    """The figures, drawn by vae_mnist.figures with this model's decoder."""
+
+    def decode(codes: np.ndarray) -> np.ndarray:
+        return np.asarray(ops.sigmoid(vae.decoder(codes, training=False)))[..., 0]
+
+    shown = images[figures.first_of_each_digit(labels)]
+    figures.render_all(
+        decode,
+        images,
+        labels,
+        np.asarray(vae(shown))[..., 0],
+        terms["z_mean"],
+        summary["per_digit"],
+        history_csv,
+        folder,
+        seed,
+    )

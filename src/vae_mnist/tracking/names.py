@@ -1,0 +1,24 @@
+"""The names MLflow records carry, shared by the code that writes them and the code that reads them.
+
+Tags are `namespace.name`. The champion's tags, which only registry.py writes and reads, live there.
+"""
+
+from __future__ import annotations
+
+STAGE = "stage"  # run tag: the DVC stage that opened the run
+GIT_COMMIT, GIT_DIRTY = "git.commit", "git.dirty"
+DVC_TAGS = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_STAGE": "dvc.stage"}  # env variable -> run tag
+MODEL_DIGEST = "model.sha256"  # train run and model version: the sha256 of the model file
+MODEL_ARTIFACT = "model"  # the train run's logged model
+REGISTERED_VERSION = "registered_model_version"  # train run: the version it registered
+TRAIN_RUN = "train_run_id"  # evaluate run: the training run of the model it evaluated
+
+CHAMPION = "champion"  # registry alias: the best version evaluated so far
+NONE = "none"  # the value of a tag whose subject does not exist
+
+DATASET_CONTEXT = {"train": "training", "val": "validation", "test": "test"}
+
+
+def dataset_name(split: str) -> str:
+    """The split's name as an MLflow dataset, the same in every stage that logs it."""
+    return f"mnist-{split}"

@@ -1,0 +1,144 @@
+"""Lineage and the `champion` alias: what the evaluate stage records in the Model Registry.
+
+Lineage is by content: the evaluate run finds the training run whose `model.sha256` tag is the
+digest of the model file it evaluated (a run id written into a DVC out would change the out on
+every run). The alias follows vae_mnist.champion's rule, applied with no lock so that it is right
+on every store, a sqlite file or a server that several machines share.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+
+from vae_mnist import champion
+from vae_mnist.errors import TrackingError
+from vae_mnist.quantities import TEST_NEG_ELBO
+from vae_mnist.tracking import names
+from vae_mnist.tracking.store import first_line, tracking_uri
+
+CONVERGE_ROUNDS = 20
+# Tags that hold a measured quantity are named after it: `namespace.` + its one name.
+SCORE = TEST_NEG_ELBO  # model version tag: the score the champion rule compares
+LEGACY_SCORE = "test.neg_elbo"  # the same tag in stores written before quantities had one name
+DECISION = "champion.decision"  # evaluate run: promoted, kept or already champion
+HOLDER = "champion.version"
+PREVIOUS = "champion.previous_version"
+PREVIOUS_SCORE = f"champion.previous.{SCORE}"
+CANDIDATE = "candidate.version"
+CANDIDATE_SCORE = f"candidate.{SCORE}"
+
+
+def training_run(model_sha256: str) -> str | None:
+    """The latest training run, in the active run's experiment, that wrote this model file;
+    recorded on the active run (`train_run_id`, or `none`)."""
+    found = mlflow.MlflowClient().search_runs(
+        [mlflow.active_run().info.experiment_id],
+        filter_string=f"tags.`{names.MODEL_DIGEST}` = '{model_sha256}' "
+        f"and tags.{names.STAGE} = 'train'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not found:
+        print(
+            f"note: no training run in {tracking_uri()} has {names.MODEL_DIGEST} "
+            f"{model_sha256[:12]}; this evaluate run stands alone (no test metrics on a "
+            "training run, no champion)"
+        )
+        mlflow.set_tag(names.TRAIN_RUN, names.NONE)
+        return None
+    run_id = found[0].info.run_id
+    mlflow.set_tag(names.TRAIN_RUN, run_id)
+    return run_id
+
+
+def share_with_training_run(run_id: str, metrics: dict[str, float], figures_dir: Path) -> None:
+    """Give the training run the test metrics and figures, so training runs compare side by side."""
+    client = mlflow.MlflowClient()
+    for name, value in metrics.items():
+        client.log_metric(run_id, name, value)
+    client.log_artifacts(run_id, str(figures_dir), figures_dir.name)
+
+
+def registered_version(model_name: str, run_id: str) -> str | None:
+    """The (latest) version of `model_name` that the training run registered."""
+    versions = mlflow.MlflowClient().search_model_versions(
+        f"name = '{model_name}' and run_id = '{run_id}'"
+    )
+    if not versions:
+        print(f"note: training run {run_id} registered no version of {model_name}")
+        return None
+    return str(max(int(v.version) for v in versions))
+
+
+def elect_champion(model_name: str, version: str, score: float) -> str:
+    """Tag the version with its score, settle the alias by the champion rule, and record on the
+    active run what this evaluation saw and did; the decision."""
+    client = mlflow.MlflowClient()
+    previous = champion_version(client, model_name)
+    previous_score = scores(client, model_name).get(previous) if previous else None
+    client.set_model_version_tag(model_name, version, SCORE, str(score))
+    holder = converge(client, model_name)
+    decision = champion.decision(version, holder, previous)
+    mlflow.set_tags(
+        {
+            DECISION: decision,
+            HOLDER: holder,
+            PREVIOUS: previous or names.NONE,
+            PREVIOUS_SCORE: names.NONE if previous_score is None else str(previous_score),
+            CANDIDATE: version,
+            CANDIDATE_SCORE: str(score),
+        }
+    )
+    against = "" if previous_score is None else f" against v{previous} ({previous_score:.2f})"
+    print(f"champion: {model_name} v{version} (test -ELBO {score:.2f}) {decision}{against}")
+    return decision
+
+
+def scores(client: mlflow.MlflowClient, model_name: str) -> dict[str, float]:
+    """Every evaluated version's score, from the versions' own tags."""
+    found: dict[str, float] = {}
+    token = None
+    while True:
+        page = client.search_model_versions(f"name = '{model_name}'", page_token=token)
+        for v in page:
+            if (score := v.tags.get(SCORE, v.tags.get(LEGACY_SCORE))) is not None:
+                found[str(v.version)] = float(score)
+        token = page.token
+        if not token:
+            return found
+
+
+def champion_version(client: mlflow.MlflowClient, model_name: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(model_name, names.CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def converge(client: mlflow.MlflowClient, model_name: str) -> str:
+    """Point `champion` at the version the rule picks, and check again until it holds still.
+
+    No lock: evaluations that run at once each tag their own version first, then re-read every
+    version's score and the alias after each move. Whoever writes the alias last reads again
+    afterwards, and any tag written later is followed by its writer's own read, so however the
+    calls interleave the alias ends where the rule says.
+    """
+    refused = None
+    for _ in range(CONVERGE_ROUNDS):
+        chosen = champion.best(scores(client, model_name))
+        if champion_version(client, model_name) == chosen:
+            return chosen
+        try:
+            client.set_registered_model_alias(model_name, names.CHAMPION, chosen)
+        except MlflowException as error:
+            # Another evaluation wrote the alias at the same moment: on PostgreSQL two first
+            # writes both insert it, and one fails on the duplicate key. Read again.
+            refused = error
+    raise TrackingError(
+        f"the {names.CHAMPION} alias of {model_name} in {tracking_uri()} kept moving for "
+        f"{CONVERGE_ROUNDS} rounds; run the evaluate stage again"
+        + (f" (last refusal: {first_line(refused)})" if refused else "")
+    )

@@ -1,0 +1,100 @@
+"""A stage's MLflow run: opening it with the tags every run carries, and logging datasets.
+
+A stage opens exactly one run, named after the stage; a store that fails during the stage ends it
+with one line that names the store.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.data
+import numpy as np
+import requests
+from mlflow.exceptions import MlflowException
+
+from vae_mnist.errors import TrackingError
+from vae_mnist.tracking import names
+from vae_mnist.tracking.store import (
+    STORE_HINT,
+    experiment_id,
+    first_line,
+    project_root,
+    tracking_uri,
+    unreachable,
+)
+
+
+def _git(*args: str) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def run_tags(stage: str) -> dict[str, str]:
+    """Tags that tie a run to its stage, its code and, when DVC ran it, its DVC experiment."""
+    tags = {names.STAGE: stage}
+    if commit := _git("rev-parse", "HEAD"):
+        tags[names.GIT_COMMIT] = commit
+        tags[names.GIT_DIRTY] = str(bool(_git("status", "--porcelain", "--untracked-files=no")))
+    for variable, tag in names.DVC_TAGS.items():
+        if value := os.environ.get(variable):
+            tags[tag] = value
+    return tags
+
+
+@contextmanager
+def stage_run(
+    stage: str, experiment: str, params: Mapping[str, Any] | None = None
+) -> Iterator[mlflow.ActiveRun]:
+    """One MLflow run named after the stage; it ends FAILED if the stage raises.
+
+    A store that stops answering while the stage runs (the server, its database or its artifact
+    store down) ends the stage with one line naming it, not MLflow's traceback.
+    """
+    exp_id = experiment_id(experiment)
+    uri = tracking_uri()
+    try:
+        with mlflow.start_run(experiment_id=exp_id, run_name=stage, tags=run_tags(stage)) as run:
+            # Reading the run's artifact folder reaches the artifact store too (through a server
+            # that proxies it): a store that is down fails the stage now, before its work.
+            mlflow.MlflowClient().list_artifacts(run.info.run_id)
+            if params:
+                mlflow.log_params(dict(params))
+            yield run
+    except (MlflowException, requests.RequestException) as error:
+        if not unreachable(error):
+            raise
+        raise TrackingError(
+            f"MLflow store {uri} failed during the {stage} stage: {first_line(error)} "
+            f"({STORE_HINT})"
+        ) from None
+
+
+def log_dataset(
+    split: str, images: np.ndarray, labels: np.ndarray, source: Path, digest: str
+) -> None:
+    """Log a split as an MLflow dataset input; the same digest marks the same data in every run."""
+    with warnings.catch_warnings():
+        # MLflow 3.x registers its local-file source twice and warns that a path is ambiguous
+        # between the two identical classes; nothing to act on.
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_numpy(
+            images,
+            targets=labels,
+            source=source.resolve().as_uri(),
+            name=names.dataset_name(split),
+            digest=digest,
+        )
+    mlflow.log_input(dataset, context=names.DATASET_CONTEXT[split])

@@ -1,0 +1,134 @@
+"""Where the MLflow store is, connecting to it, and telling an outage from a wrong call.
+
+Default: a sqlite database and an artifact folder at the repository root, by absolute path, so
+that stages run by `dvc exp run --queue` in a temporary copy of the repository still write to the
+user's store. `MLFLOW_TRACKING_URI` replaces it (a shared server, say) without any change in code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import mlflow
+import requests
+from filelock import FileLock, Timeout
+from mlflow.exceptions import MlflowException
+
+from vae_mnist.errors import TrackingError
+
+STORE_FILE = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
+# The UI opens in GenAI mode by default; this experiment tag and URL flag make it land on the
+# training-runs table with the model registry in the sidebar (MLflow 3.x).
+EXPERIMENT_KIND_TAG = {"mlflow.experimentKind": "custom_model_development"}
+UI_URL_SUFFIX = "?workflowType=machine_learning"
+STORE_LOCK_TIMEOUT_S = 300
+STORE_HINT = (
+    "check MLFLOW_TRACKING_URI and that the server, its database and its artifact store are up "
+    "(`make stack-status` for the local stack), or unset it to use the project's sqlite store"
+)
+
+
+def project_root() -> Path:
+    """The repository root: DVC_ROOT when DVC runs us (the original root, even for queued runs)."""
+    if dvc_root := os.environ.get("DVC_ROOT"):
+        return Path(dvc_root).resolve()
+    cwd = Path.cwd().resolve()
+    for folder in (cwd, *cwd.parents):
+        if (folder / "dvc.yaml").is_file():
+            return folder
+    return cwd
+
+
+def store() -> tuple[str, str | None]:
+    """(tracking URI, artifact location for new experiments; None to let the server decide)."""
+    if uri := os.environ.get("MLFLOW_TRACKING_URI"):
+        return uri, None
+    root = project_root()
+    return f"sqlite:///{root / STORE_FILE}", (root / ARTIFACTS_DIR).as_uri()
+
+
+def tracking_uri() -> str:
+    return store()[0]
+
+
+@contextmanager
+def store_lock() -> Iterator[None]:
+    """Hold the sqlite store's lock file while a stage creates the schema on first use.
+
+    `dvc queue start -j N` runs N stages at once against one sqlite file. Ordinary writes wait
+    for each other (MLflow sets sqlite's busy timeout), but N processes creating the tables of a
+    new file at once fail ("table runs already exists"). A server creates its schema once, at
+    its own start, so other stores need no lock.
+    """
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    database = Path(uri.removeprefix("sqlite:///").split("?")[0])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(f"{database}.lock", timeout=STORE_LOCK_TIMEOUT_S):
+            yield
+    except Timeout:
+        raise TrackingError(
+            f"MLflow store {uri} stayed locked for {STORE_LOCK_TIMEOUT_S} s by another stage "
+            f"(if none is running, delete {database}.lock)"
+        ) from None
+
+
+def connect() -> str:
+    """Point MLflow at the store and return its URI."""
+    # An unreachable server should fail in seconds, not after MLflow's default 7 retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)  # note: this also exports MLFLOW_TRACKING_URI
+    return uri
+
+
+def experiment_id(name: str) -> str:
+    """Connect, and return the experiment's id, creating it on first use."""
+    uri = connect()
+    artifacts = store()[1]
+    try:
+        with store_lock():  # the first use of a sqlite store creates its schema
+            experiment = mlflow.get_experiment_by_name(name)
+            if experiment is None:
+                return mlflow.create_experiment(
+                    name, artifact_location=artifacts, tags=EXPERIMENT_KIND_TAG
+                )
+            for key, value in EXPERIMENT_KIND_TAG.items():
+                if experiment.tags.get(key) != value:
+                    mlflow.set_experiment_tag(key, value)
+            return experiment.experiment_id
+    except TrackingError:
+        raise
+    except Exception as error:  # sqlalchemy, requests and MLflow errors alike
+        raise TrackingError(
+            f"MLflow store {uri} cannot be used: {first_line(error)} ({STORE_HINT})"
+        ) from None
+
+
+def unreachable(error: BaseException) -> bool:
+    """A store that could not be reached or answered with server errors, after MLflow's retries
+    (not a wrong call, which keeps its traceback)."""
+    if isinstance(error, requests.RequestException):
+        return True
+    return isinstance(error, MlflowException) and str(error).startswith("API request to")
+
+
+def first_line(error: BaseException) -> str:
+    """The error's first line; for MLflow's failed HTTP calls, just the endpoint and the cause
+    (its full text runs to several hundred characters of urllib3 detail)."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else repr(error)
+    if found := re.match(r"API request to (\S+) failed.*\(Caused by \w+\((.*)\)\)$", line):
+        url, cause = found.groups()
+        reason = cause.strip("'\"").rsplit(": ", 1)[-1]
+        return f"{urlsplit(url).path}: {reason}"
+    return line[:300]
