@@ -56,24 +56,35 @@ def test_download_verifies_every_file_and_replaces_the_folder_only_when_all_are_
     monkeypatch.setattr(mirrors, "MNIST_FILES", table)
     monkeypatch.setenv("MNIST_MIRROR", str(raw_dir))
     out = tmp_path / "data" / "raw"
+    name = sorted(table)[-1]  # fetched last: the other three are good by then
+    good = (raw_dir / name).read_bytes()
 
-    fetched = download(config, out)
-    assert sorted(p.name for p in out.iterdir()) == sorted(table)
-    assert all((out / name).read_bytes() == (raw_dir / name).read_bytes() for name in table)
-    assert [f.sha256 for f in fetched] == [table[f.name].sha256 for f in fetched]
-    client = mlflow.MlflowClient(mlflow_store)
-    (run,) = client.search_runs([client.get_experiment_by_name("vae-mnist").experiment_id])
-    assert run.info.run_name == "download" and run.info.status == "FINISHED"
-    name = sorted(table)[0]
-    assert run.data.params[f"{name}.sha256"] == table[name].sha256
-    assert run.data.params[f"{name}.source"].startswith(str(raw_dir.resolve()))
-    assert run.data.metrics[f"{name}.bytes"] == (raw_dir / name).stat().st_size
-
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
     (raw_dir / name).write_bytes(gzip.compress(b"not the file"))
     with pytest.raises(DownloadError, match=name):
         download(config, out)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the good folder stays
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []  # no out, no staging
+
+    (raw_dir / name).write_bytes(good)
+    out.mkdir(parents=True)
+    (out / "stale.gz").write_bytes(b"left by an older run")
+    fetched = download(config, out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(table)  # replaced whole
+    assert all((out / n).read_bytes() == (raw_dir / n).read_bytes() for n in table)
+    assert [f.sha256 for f in fetched] == [table[f.name].sha256 for f in fetched]
+    client = mlflow.MlflowClient(mlflow_store)
+    experiment = client.get_experiment_by_name(config.mlflow.experiment_name)
+    runs = {r.info.status: r for r in client.search_runs([experiment.experiment_id])}
+    assert sorted(runs) == ["FAILED", "FINISHED"]  # the failed attempt, then this one
+    run = runs["FINISHED"]
+    assert run.info.run_name == "download"
+    assert run.data.params[f"{name}.sha256"] == table[name].sha256
+    assert run.data.params[f"{name}.source"].startswith(str(raw_dir.resolve()))
+    assert run.data.metrics[f"{name}.bytes"] == len(good)
+
+    (raw_dir / name).write_bytes(gzip.compress(b"not the file"))
+    with pytest.raises(DownloadError, match=name):
+        download(config, out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(table)  # the good folder stays
     assert [p.name for p in out.parent.iterdir()] == ["raw"]  # no staging folder left behind
 
 
