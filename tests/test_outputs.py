@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from vae_mnist.outputs import atomic_directory, json_text
+from vae_mnist.outputs import atomic_directory, atomic_file, file_sha256, json_text
 
 
 def test_success_replaces_the_whole_folder(tmp_path: Path) -> None:
@@ -37,3 +37,26 @@ def test_json_is_sorted_and_stable() -> None:
     assert json_text({"b": 1, "a": 2}).index('"a"') < json_text({"b": 1, "a": 2}).index('"b"')
     with pytest.raises(ValueError):
         json_text({"x": float("nan")})
+
+
+def test_a_file_is_replaced_only_when_written_whole(tmp_path: Path) -> None:
+    target = tmp_path / "reports" / "history.csv"
+    with atomic_file(target) as staging:
+        assert staging.parent == target.parent and staging != target
+        staging.write_text("first")
+    assert target.read_text() == "first"
+    with pytest.raises(RuntimeError), atomic_file(target) as staging:
+        staging.write_text("half")
+        raise RuntimeError("stage failed")
+    assert target.read_text() == "first"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["history.csv"]  # no staging left
+    with atomic_file(target) as staging:
+        staging.write_text("second")
+    assert target.read_text() == "second"
+
+
+def test_file_sha256_is_the_content_digest(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"abc")
+    assert file_sha256(tmp_path / "a") == (
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    )

@@ -1,4 +1,5 @@
-"""The preprocess stage on tiny synthetic MNIST files, tracked in a real MLflow store."""
+"""The preprocess stage on tiny synthetic MNIST files, tracked in a real MLflow store (its pure
+parts on arrays alone: tests/test_splits.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import pytest
 
 from vae_mnist.config import Config
 from vae_mnist.data.arrays import SPLITS, STATS_FILE, load_split
-from vae_mnist.data.splits import stratified_split
 from vae_mnist.errors import ConfigError
 from vae_mnist.stages.preprocess import preprocess
 
@@ -23,24 +23,6 @@ from .conftest import override
 @pytest.fixture
 def small(config: Config) -> Config:
     return override(config, {"data.val_size": 20})
-
-
-def test_stratified_split_keeps_class_balance() -> None:
-    labels = np.repeat(
-        np.arange(10, dtype=np.uint8), [100, 200, 50, 50, 100, 100, 100, 100, 100, 100]
-    )
-    train, val = stratified_split(labels, 100, np.random.default_rng(0))
-    assert len(val) == 100 and len(train) == len(labels) - 100
-    assert np.intersect1d(train, val).size == 0
-    assert np.bincount(labels[val]).tolist() == [10, 20, 5, 5, 10, 10, 10, 10, 10, 10]
-    assert np.all(np.diff(val) > 0) and np.all(np.diff(train) > 0)
-
-
-def test_stratified_split_sizes_add_up_exactly() -> None:
-    labels = np.arange(997, dtype=np.int64) % 10
-    for val_size in (1, 7, 13, 500):
-        _, val = stratified_split(labels, val_size, np.random.default_rng(1))
-        assert len(val) == val_size
 
 
 def test_outputs_shapes_ranges_and_stats(
