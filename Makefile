@@ -17,7 +17,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_SYSTEM_CERTS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help env repro test test-fast lint format ui serve bench
+.PHONY: help env repro test test-fast lint format ui serve bench mutation
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -60,6 +60,16 @@ serve: env ## serve models:/<registered model>@champion on http://127.0.0.1:5001
 
 bench: env ## training speed: this machine's GEMM limit, the trainer, a plain model.fit
 	python benchmarks/train_throughput.py
+
+# Mutation testing (mutmut; what and with which tests: [tool.mutmut] in pyproject.toml). Slow,
+# so not part of `make test`; it starts afresh each time. Survivors land in mutants/survivors.txt,
+# the counts in mutants/mutmut-cicd-stats.json; `mutmut show <name>` prints a survivor's diff.
+mutation: env ## mutation testing of the pure cores (slow); survivors in mutants/survivors.txt
+	rm -rf mutants
+	mutmut run
+	mutmut export-cicd-stats
+	mutmut results | sed -n 's/^ *\(.*\): survived$$/\1/p' > mutants/survivors.txt
+	@echo "survivors: $$(wc -l < mutants/survivors.txt) (mutmut show <name> prints one)"
 
 # The local team stack (PostgreSQL, Ceph's S3 gateway, mlflow server) on 127.0.0.1, in .stack/
 # (or STACK_DIR); STACK_{MLFLOW,POSTGRES,S3,MON}_PORT move a port, 0 meaning any free port:

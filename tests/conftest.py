@@ -7,6 +7,7 @@ import gzip
 import os
 import shutil
 import socket
+import struct
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,6 @@ import numpy as np
 import pytest
 
 from vae_mnist.config import PARAMS_FILE, Config, load_config
-from vae_mnist.data.idx import encode_idx
 from vae_mnist.data.raw import SPLIT_FILES
 from vae_mnist.stack.control import DEFAULT_PORTS
 from vae_mnist.stack.state import Stack
@@ -53,6 +53,18 @@ def free_port() -> int:
 def write_gz(path: Path, content: bytes) -> Path:
     path.write_bytes(gzip.compress(content, mtime=0))
     return path
+
+
+# IDX element types (http://yann.lecun.com/exdb/mnist/), written here independently of the
+# project's reader so that the tests check it against the format, not against itself.
+IDX_TYPE_CODES = {"u1": 0x08, "i1": 0x09, "i2": 0x0B, "i4": 0x0C, "f4": 0x0D, "f8": 0x0E}
+
+
+def encode_idx(array: np.ndarray) -> bytes:
+    """IDX bytes of an array: a big-endian header (0, type code, rank, sizes), then the data."""
+    kind = f"{array.dtype.kind}{array.dtype.itemsize}"
+    header = struct.pack(f">HBB{array.ndim}I", 0, IDX_TYPE_CODES[kind], array.ndim, *array.shape)
+    return header + np.ascontiguousarray(array, dtype=array.dtype.newbyteorder(">")).tobytes()
 
 
 def synthetic_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

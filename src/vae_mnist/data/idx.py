@@ -1,4 +1,4 @@
-"""A validating IDX reader and writer, and the reader of one MNIST split from the raw files.
+"""A validating IDX reader, and the reader of one MNIST split from the raw files.
 
 IDX is the format the files ship in: a big-endian header (magic number with the element type and
 rank, then one uint32 per dimension) followed by the raw elements. Every check here exists because
@@ -28,9 +28,6 @@ _IDX_DTYPES = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
-_IDX_CODES = {dtype.newbyteorder("="): code for code, dtype in _IDX_DTYPES.items()}
-
-
 def parse_idx(content: bytes, source: str) -> np.ndarray:
     """Decode IDX bytes; `source` names the file in every error."""
     if len(content) < 4:
@@ -55,15 +52,6 @@ def parse_idx(content: bytes, source: str) -> np.ndarray:
         )
     data = np.frombuffer(content, dtype=dtype, offset=header_size).reshape(shape)
     return data.astype(dtype.newbyteorder("="))
-
-
-def encode_idx(array: np.ndarray) -> bytes:
-    """The inverse of `parse_idx`: IDX bytes for an array of a type IDX can hold."""
-    code = _IDX_CODES.get(array.dtype.newbyteorder("="))
-    if code is None:
-        raise ValueError(f"IDX cannot hold dtype {array.dtype}")
-    header = struct.pack(f">HBB{array.ndim}I", 0, code, array.ndim, *array.shape)
-    return header + np.ascontiguousarray(array, dtype=_IDX_DTYPES[code]).tobytes()
 
 
 def read_gz(path: Path, max_size: int | None = None) -> bytes:

@@ -1,15 +1,15 @@
-"""IDX reading and writing, on tiny files the tests write themselves."""
+"""The IDX reader, on tiny files the tests write with their own writer (conftest.encode_idx)."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from vae_mnist.data.idx import encode_idx, parse_idx, read_split
+from vae_mnist.data.idx import parse_idx, read_split
 from vae_mnist.data.raw import SPLIT_FILES
 from vae_mnist.errors import DataError
 
-from .conftest import synthetic_split, write_gz
+from .conftest import encode_idx, synthetic_split, write_gz
 
 
 @pytest.mark.parametrize(
