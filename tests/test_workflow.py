@@ -169,6 +169,7 @@ CODE_EDITS = {
     "src/vae_mnist/model.py": {"train", "evaluate"},
     "src/vae_mnist/objectives.py": {"train", "evaluate"},
     "src/vae_mnist/fitting.py": {"train"},
+    "src/vae_mnist/history.py": {"train", "evaluate"},
     "src/vae_mnist/metrics.py": {"evaluate"},
     "src/vae_mnist/figures.py": {"evaluate"},
     "src/vae_mnist/champion.py": {"evaluate"},  # the champion rule

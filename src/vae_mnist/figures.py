@@ -7,8 +7,7 @@ in a PNG it writes is the `Software` text (the matplotlib version), which is dro
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
@@ -121,9 +120,7 @@ def interpolations(decoded: np.ndarray, pairs: list[tuple[int, int]], path: Path
     _save(fig, path)
 
 
-def training_curves(history_csv: Path, path: Path) -> None:
-    with history_csv.open() as f:
-        rows = list(csv.DictReader(f))
+def training_curves(rows: Sequence[Mapping[str, float]], path: Path) -> None:
     epochs = [int(r["epoch"]) for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for key, label in (
@@ -176,7 +173,7 @@ def render_all(
     reconstructed: np.ndarray,
     z_mean: np.ndarray,
     per_digit: Mapping[str, Mapping[str, Any]],
-    history_csv: Path,
+    history: Sequence[Mapping[str, float]],
     folder: Path,
     seed: int,
 ) -> None:
@@ -192,5 +189,5 @@ def render_all(
         INTERPOLATION_PAIRS,
         folder / "interpolations.png",
     )
-    training_curves(history_csv, folder / "training_curves.png")
+    training_curves(history, folder / "training_curves.png")
     per_digit_elbo(per_digit, folder / "per_digit_neg_elbo.png")

@@ -10,8 +10,6 @@ call into the runtime (`steps_per_execution`): per-batch Python work is what mak
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -163,13 +161,3 @@ def fit_vae(
     ]
     best = min(history, key=lambda row: row[VAL_NEG_ELBO])["epoch"] if stopper else len(history)
     return Trained(model, history, int(best))
-
-
-def history_csv(history: list[dict[str, float]]) -> str:
-    """The history as CSV text, one row per epoch: what DVC plots (9 significant digits)."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(history[0]), lineterminator="\n")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: int(v) if k == "epoch" else f"{v:.9g}" for k, v in row.items()})
-    return out.getvalue()

@@ -28,6 +28,8 @@ _IDX_DTYPES = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
+
+
 def parse_idx(content: bytes, source: str) -> np.ndarray:
     """Decode IDX bytes; `source` names the file in every error."""
     if len(content) < 4:

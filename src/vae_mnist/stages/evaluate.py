@@ -10,7 +10,7 @@ import mlflow
 import numpy as np
 from keras import ops
 
-from vae_mnist import figures
+from vae_mnist import figures, history
 from vae_mnist.config import Config
 from vae_mnist.data.arrays import load_split
 from vae_mnist.metrics import binarized_test_images, per_image_terms, summarise
@@ -79,7 +79,7 @@ def render_figures(
         np.asarray(vae(shown))[..., 0],
         terms["z_mean"],
         summary["per_digit"],
-        history_csv,
+        history.read(history_csv),
         folder,
         seed,
     )

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import mlflow
 
+from vae_mnist import history
 from vae_mnist.config import Config
 from vae_mnist.data.arrays import array_digest, load_split, split_files
-from vae_mnist.fitting import check_batch_size, fit_vae, history_csv
+from vae_mnist.fitting import check_batch_size, fit_vae
 from vae_mnist.model import inference_model, save_vae
 from vae_mnist.outputs import atomic_file, file_sha256
 from vae_mnist.quantities import VAL, at_best, metric
@@ -34,7 +35,7 @@ def train(
         trained = fit_vae(config, train_images, val_images, callbacks=[EpochMetrics()])
         save_vae(trained.model, model_path)
         with atomic_file(history_path) as staged:
-            staged.write_text(history_csv(trained.history), encoding="utf-8")
+            staged.write_text(history.to_csv(trained.history), encoding="utf-8")
 
         best = trained.best()
         summary = {
