@@ -210,3 +210,11 @@ def test_early_stopping_restores_the_best_epoch(tiny: Config) -> None:
     assert len(losses) == trained.best_epoch + 2  # stopped after `patience` worse epochs
     restored = trained.model.evaluate(inked, batch_size=64, verbose=0, return_dict=True)
     assert restored["loss"] == pytest.approx(min(losses), rel=0.05)
+    best = trained.history[trained.best_epoch - 1]  # what the run reports: the model it keeps
+    assert trained.summary() == {
+        "best_epoch": trained.best_epoch,
+        "epochs_trained": len(losses),
+        "best.val/neg_elbo": min(losses),
+        "best.val/reconstruction": best["val/reconstruction"],
+        "best.val/kl": best["val/kl"],
+    }

@@ -21,10 +21,11 @@ import tensorflow as tf
 from vae_mnist.config import Config, TrainConfig
 from vae_mnist.errors import ConfigError
 from vae_mnist.model import VAE, build_vae
-from vae_mnist.quantities import EPOCH_NAMES, VAL_NEG_ELBO
+from vae_mnist.quantities import EPOCH_NAMES, VAL, VAL_NEG_ELBO, at_best, metric
 
 JIT_COMPILE = True
 STEPS_PER_EXECUTION = 16
+VAL_SUMMARY = ("neg_elbo", "reconstruction", "kl")  # the validation terms a train run reports
 
 
 def make_deterministic(seed: int) -> None:
@@ -100,6 +101,15 @@ class Trained:
     def best(self) -> dict[str, float]:
         """The best epoch's row: the weights the model holds."""
         return self.history[self.best_epoch - 1]
+
+    def summary(self) -> dict[str, float]:
+        """What the train run reports of the model: its epoch, and its validation terms."""
+        best = self.best()
+        return {
+            "best_epoch": self.best_epoch,
+            "epochs_trained": len(self.history),
+            **{at_best(metric(VAL, q)): best[metric(VAL, q)] for q in VAL_SUMMARY},
+        }
 
 
 def check_batch_size(config: TrainConfig, train_images: int) -> None:

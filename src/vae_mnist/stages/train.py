@@ -13,7 +13,6 @@ from vae_mnist.data.arrays import array_digest, load_split, split_files
 from vae_mnist.fitting import check_batch_size, fit_vae
 from vae_mnist.model import inference_model, save_vae
 from vae_mnist.outputs import atomic_file, file_sha256
-from vae_mnist.quantities import VAL, at_best, metric
 from vae_mnist.tracking.models import EpochMetrics, log_model
 from vae_mnist.tracking.runs import log_dataset, stage_run
 
@@ -37,15 +36,7 @@ def train(
         with atomic_file(history_path) as staged:
             staged.write_text(history.to_csv(trained.history), encoding="utf-8")
 
-        best = trained.best()
-        summary = {
-            "best_epoch": trained.best_epoch,
-            "epochs_trained": len(trained.history),
-            **{
-                at_best(name): best[name]
-                for name in (metric(VAL, q) for q in ("neg_elbo", "reconstruction", "kl"))
-            },
-        }
+        summary = trained.summary()
         mlflow.log_metrics(summary)
         log_model(
             inference_model(trained.model),
