@@ -1,12 +1,14 @@
 """The IDX reader, on tiny files the tests write with their own writer (conftest.encode_idx)."""
 
+import gzip
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from vae_mnist.data.idx import parse_idx, read_split
-from vae_mnist.data.raw import SPLIT_FILES
+from vae_mnist.data.idx import parse_idx, read_gz, read_split
+from vae_mnist.data.raw import MNIST_FILES, SPLIT_FILES
 from vae_mnist.errors import DataError
 
 from .conftest import encode_idx, synthetic_split, write_gz
@@ -94,3 +96,94 @@ def test_not_gzip(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such file"):
         read_split(tmp_path, "test")
+
+
+# Each bad input gets one clear error that names its file: the whole message is the contract.
+def error_of(call, *args) -> str:
+    with pytest.raises(DataError) as caught:
+        call(*args)
+    return str(caught.value)
+
+
+def test_each_bad_header_has_its_own_whole_message() -> None:
+    assert error_of(parse_idx, b"\0\0", "f") == "f: not an IDX file (2 bytes, no header)"
+    assert error_of(parse_idx, b"\x12\x34\x56\x78\x9a", "f") == (
+        "f: not an IDX file (magic number 0x12345678; expected 0x0000 then a type code and a "
+        "rank, e.g. 0x00000803 for images)"
+    )
+    # four bytes are a whole magic number: what is missing is the sizes it announces
+    assert error_of(parse_idx, b"\0\0\x08\x01", "f") == ("f: truncated IDX header (4 of 8 bytes)")
+    assert error_of(parse_idx, b"\0\0\x08\x02" + bytes(5), "f") == (
+        "f: truncated IDX header (9 of 12 bytes)"
+    )
+    assert error_of(parse_idx, encode_idx(np.zeros(4, np.uint8)) + b"\0", "f") == (
+        "f: has trailing bytes: header (4,) promises 4 bytes of data, found 5"
+    )
+
+
+def test_an_empty_array_is_a_header_alone() -> None:
+    decoded = parse_idx(encode_idx(np.zeros((0, 28, 28), np.uint8)), "f")
+    assert decoded.shape == (0, 28, 28) and decoded.dtype == np.uint8
+
+
+def test_read_gz_returns_the_whole_content_up_to_its_cap(tmp_path: Path) -> None:
+    path = tmp_path / "f.gz"
+    write_gz(path, bytes(range(100)))
+    assert read_gz(path) == bytes(range(100))  # no cap
+    assert read_gz(path, max_size=100) == bytes(range(100))  # exactly the cap
+    assert error_of(read_gz, path, 99) == f"{path}: decompresses to more than 99 bytes"
+
+
+def test_a_decompression_bomb_is_refused_without_inflating_it(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.gz"
+    with gzip.open(bomb, "wb", compresslevel=1) as f:
+        for _ in range(256):
+            f.write(bytes(1 << 20))  # 256 MiB of zeros, about 250 KiB on disk
+    tracemalloc.start()
+    try:
+        message = error_of(read_gz, bomb, 1 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert message == f"{bomb}: decompresses to more than {1 << 20} bytes"
+    assert peak < 16 << 20  # read no further than the cap
+
+
+def test_a_split_file_larger_than_the_real_one_is_refused(tmp_path: Path) -> None:
+    images_name, labels_name = SPLIT_FILES["test"]
+    write_gz(tmp_path / images_name, bytes(MNIST_FILES[images_name].size + 1))
+    write_gz(tmp_path / labels_name, encode_idx(np.zeros(3, np.uint8)))
+    message = error_of(read_split, tmp_path, "test")
+    assert message == (
+        f"{tmp_path / images_name}: decompresses to more than {MNIST_FILES[images_name].size} bytes"
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.float32])
+def test_images_and_labels_of_another_type_are_refused_with_their_file(
+    tmp_path: Path, dtype: type
+) -> None:
+    images_name, labels_name = SPLIT_FILES["train"]
+    write_split(tmp_path, np.zeros((2, 28, 28), dtype), np.zeros(2, np.uint8))
+    assert error_of(read_split, tmp_path, "train") == (
+        f"{tmp_path / images_name}: holds {np.dtype(dtype)} images of shape (2, 28, 28); "
+        "expected uint8 (N, 28, 28)"
+    )
+    write_split(tmp_path, np.zeros((2, 28, 28), np.uint8), np.zeros(2, dtype))
+    assert error_of(read_split, tmp_path, "train") == (
+        f"{tmp_path / labels_name}: holds {np.dtype(dtype)} labels of shape (2,); "
+        "expected uint8 (N,)"
+    )
+
+
+def test_a_corrupt_file_is_named_in_its_error(tmp_path: Path) -> None:
+    images, labels = synthetic_split(3, seed=0)
+    write_split(tmp_path, images, labels)
+    images_name, labels_name = SPLIT_FILES["train"]
+    for name in (images_name, labels_name):
+        good = (tmp_path / name).read_bytes()
+        write_gz(tmp_path / name, b"\0\0\x08")
+        assert error_of(read_split, tmp_path, "train") == (
+            f"{tmp_path / name}: not an IDX file (3 bytes, no header)"
+        )
+        (tmp_path / name).write_bytes(good)
