@@ -177,6 +177,7 @@ def test_padding_of_the_last_batch_keeps_each_image_with_its_own_terms(vae, data
 
 
 def test_evaluation_reads_the_test_images_as_data_binarize_says() -> None:
+    from vae_mnist.data.binarization import binarize
     from vae_mnist.metrics import binarized_test_images
 
     grey = np.random.default_rng(0).random((200, 28, 28)).astype(np.float32)
@@ -185,8 +186,14 @@ def test_evaluation_reads_the_test_images_as_data_binarize_says() -> None:
     assert abs(drawn.mean() - grey.mean()) < 0.01  # one Bernoulli draw per pixel
     np.testing.assert_array_equal(drawn, binarized_test_images(grey, "dynamic", seed=3)[0])
     assert not np.array_equal(drawn, binarized_test_images(grey, "dynamic", seed=4)[0])
-    for mode in ("none", "static"):  # grey, or already binarized in preprocess
-        assert binarized_test_images(grey, mode, seed=3)[0] is grey
+    # the very draw preprocess makes for static binarization, seeded by the seed
+    np.testing.assert_array_equal(drawn, binarize(grey, np.random.default_rng(3)))
+    assert which == "binarized: one Bernoulli draw per pixel, seed 3"  # metrics.json says
+    assert binarized_test_images(grey, "static", seed=3) == (
+        grey,
+        "binarized in preprocess (static)",
+    )
+    assert binarized_test_images(grey, "none", seed=3) == (grey, "grey levels in [0, 1]")
 
 
 def test_the_reconstructions_figure_shows_the_model_output_under_the_originals(

@@ -16,6 +16,7 @@ def test_rows_round_trip_to_nine_significant_digits(tmp_path: Path) -> None:
         for epoch in range(3)
     ]
     text = history.to_csv(rows)
+    assert "\r" not in text and text.endswith("\n")  # the same bytes on every platform
     assert text.splitlines()[0] == ",".join(HISTORY_COLUMNS)
     assert text.splitlines()[1].startswith("1,33.3333333,")  # the epoch an integer, 9 digits
     (tmp_path / "h.csv").write_text(text)

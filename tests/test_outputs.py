@@ -32,6 +32,11 @@ def test_failure_leaves_the_target_as_it_was(tmp_path: Path, existed: bool) -> N
         assert (target / "kept.txt").read_text() == "old"
 
 
+def test_json_text_is_indented_sorted_and_ends_with_a_newline() -> None:
+    expected = '{\n  "a": [\n    0.5,\n    "x"\n  ],\n  "b": 1\n}\n'
+    assert json_text({"b": 1, "a": [0.5, "x"]}) == expected
+
+
 def test_json_is_sorted_and_stable() -> None:
     assert json_text({"b": 1, "a": {"d": 2, "c": 3}}) == json_text({"a": {"c": 3, "d": 2}, "b": 1})
     assert json_text({"b": 1, "a": 2}).index('"a"') < json_text({"b": 1, "a": 2}).index('"b"')

@@ -7,9 +7,9 @@ import pytest
 
 from vae_mnist.config import Config
 from vae_mnist.data.arrays import array_digest
+from vae_mnist.data.binarization import binarize
 from vae_mnist.data.splits import (
     SPLIT_METHOD,
-    binarize,
     build_splits,
     scale,
     split_stats,
@@ -44,6 +44,15 @@ def test_stratified_split_sizes_add_up_exactly() -> None:
         assert len(val) == val_size
 
 
+def test_the_rounding_remainders_go_to_the_digits_with_the_largest_ones() -> None:
+    # 10 of 60 images: digit quotas 10*c/60 = 2.5, 1.83, 1.67, 1.5, 1.33, 1.17 (sum 10): floors
+    # give 7, and the three largest remainders get one more each: digits 1 (.83), 2 (.67), and of
+    # 0 and 3 (.5 each) the lower digit.
+    labels = np.repeat(np.arange(6, dtype=np.uint8), [15, 11, 10, 9, 8, 7])
+    _, val = stratified_split(labels, 10, np.random.default_rng(0))
+    assert np.bincount(labels[val], minlength=10).tolist() == [3, 2, 2, 1, 1, 1, 0, 0, 0, 0]
+
+
 def test_scale_maps_0_255_onto_0_1_in_float32() -> None:
     scaled = scale(np.array([[0, 51, 255]], dtype=np.uint8))
     assert scaled.dtype == np.float32
@@ -59,6 +68,22 @@ def test_binarize_draws_each_pixel_with_its_intensity_as_probability() -> None:
     assert drawn[:, 0, 0].max() == 0.0 and drawn[:, 0, 1].min() == 1.0  # certain pixels stay
     again = binarize(grey, np.random.default_rng(0))
     np.testing.assert_array_equal(drawn, again)
+
+
+def test_a_pixel_is_on_only_when_its_draw_is_below_its_intensity() -> None:
+    # intensities equal to the very float32 draws the generator will make: P(U < p) = p exactly,
+    # so none of them is on; and the draws are float32 ones (a float64 stream differs).
+    shape = (50, 28, 28)
+    draws = np.random.default_rng(3).random(shape, dtype=np.float32)
+    assert binarize(draws, np.random.default_rng(3)).max() == 0.0
+    assert binarize(np.nextafter(draws, np.float32(2)), np.random.default_rng(3)).min() == 1.0
+
+
+def test_split_stats_list_every_digit_and_round_the_mean_to_six_places() -> None:
+    images = np.full((2, 1, 3), 2 / 3, np.float32)
+    recorded = split_stats(images, np.array([1, 1], np.uint8))
+    assert recorded["digit_counts"] == {str(d): 2 if d == 1 else 0 for d in range(10)}
+    assert recorded["pixel_mean"] == 0.666667
 
 
 def test_split_stats_count_digest_digits_and_mean() -> None:

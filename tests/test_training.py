@@ -165,11 +165,13 @@ def test_dynamic_binarization_draws_afresh_in_every_train_and_test_step(
     tiny: Config, step: str
 ) -> None:
     """With the latent noise off (sigma ~ 1e-7) and confident logits, a step's reconstruction
-    term on one grey batch changes from call to call only through a fresh Bernoulli draw."""
+    term on one grey batch changes from call to call only through a fresh Bernoulli draw, and
+    the draws follow the seed."""
     grey = np.full((32, 28, 28), 0.5, np.float32)
-    spread = {}
-    for dynamic in (False, True):
-        vae = build_vae(tiny.model, dynamic, seed=0)
+
+    def two_steps(dynamic: bool, seed: int) -> list[float]:
+        keras.utils.set_random_seed(0)  # the same initial weights every time
+        vae = build_vae(tiny.model, dynamic, seed=seed)
         vae.compile(optimizer=keras.optimizers.SGD(0.0))  # a train step leaves the weights be
         vae.encoder.get_layer("z_log_var").bias.assign(np.full(3, -30.0, np.float32))
         vae.decoder.get_layer("logits").bias.assign(np.full(784, 4.0, np.float32))
@@ -177,9 +179,13 @@ def test_dynamic_binarization_draws_afresh_in_every_train_and_test_step(
         for _ in range(2):
             vae.reset_metrics()
             values.append(float(getattr(vae, step)((grey,))["reconstruction"]))
-        spread[dynamic] = abs(values[0] - values[1])
-    assert spread[False] < 1e-3  # the same batch, the same targets
-    assert spread[True] > 0.5  # ~14 nats expected: each call drew its own zeros and ones
+        return values
+
+    fixed, drawn = two_steps(False, seed=0), two_steps(True, seed=0)
+    assert abs(fixed[0] - fixed[1]) < 1e-3  # the same batch, the same targets
+    assert abs(drawn[0] - drawn[1]) > 0.5  # ~14 nats expected: each call drew its own 0s and 1s
+    assert two_steps(True, seed=0) == drawn  # the same seed, the same draws
+    assert two_steps(True, seed=1) != drawn
 
 
 def test_save_load_round_trip_and_stable_bytes(

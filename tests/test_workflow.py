@@ -165,6 +165,7 @@ CODE_EDITS = {
     "src/vae_mnist/data/mnist.py": {"preprocess", "train", "evaluate"},
     "src/vae_mnist/data/arrays.py": {"preprocess", "train", "evaluate"},
     "src/vae_mnist/data/splits.py": {"preprocess"},
+    "src/vae_mnist/data/binarization.py": {"preprocess", "evaluate"},
     "src/vae_mnist/quantities.py": {"preprocess", "train", "evaluate"},
     "src/vae_mnist/model.py": {"train", "evaluate"},
     "src/vae_mnist/objectives.py": {"train", "evaluate"},

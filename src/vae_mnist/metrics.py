@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from vae_mnist.data.binarization import binarize
 from vae_mnist.data.mnist import NUM_CLASSES, PIXELS
 from vae_mnist.model import VAE
 from vae_mnist.objectives import (
@@ -97,12 +98,12 @@ def summarise(terms: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, Any
     return {"test": overall, "per_digit": per_digit}
 
 
-def binarized_test_images(images: np.ndarray, binarize: str, seed: int) -> tuple[np.ndarray, str]:
-    """The test images evaluation uses, and a line saying which they are (as papers do)."""
-    if binarize == "dynamic":
-        rng = np.random.default_rng(seed)
-        drawn = (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
+def binarized_test_images(images: np.ndarray, mode: str, seed: int) -> tuple[np.ndarray, str]:
+    """The test images evaluation uses (`mode`: data.binarize), and a line saying which they are
+    (as papers do)."""
+    if mode == "dynamic":
+        drawn = binarize(images, np.random.default_rng(seed))
         return drawn, f"binarized: one Bernoulli draw per pixel, seed {seed}"
-    if binarize == "static":
+    if mode == "static":
         return images, "binarized in preprocess (static)"
     return images, "grey levels in [0, 1]"

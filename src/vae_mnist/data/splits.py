@@ -14,6 +14,7 @@ import numpy as np
 
 from vae_mnist.config import Config
 from vae_mnist.data.arrays import array_digest
+from vae_mnist.data.binarization import binarize
 from vae_mnist.data.mnist import NUM_CLASSES
 from vae_mnist.errors import ConfigError
 
@@ -43,11 +44,6 @@ def stratified_split(
 def scale(images: np.ndarray) -> np.ndarray:
     """uint8 0..255 -> float32 0..1."""
     return images.astype(np.float32) / np.float32(255)
-
-
-def binarize(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One Bernoulli draw per pixel with the pixel's intensity as probability."""
-    return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
 
 
 def split_stats(images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
