@@ -93,7 +93,7 @@ def test_train_registers_a_version_per_training_and_writes_stable_bytes(
     repo.set_param("epochs: 12", "epochs: 1")
     assert repo.repro("train") == ["download", "preprocess", "train"]
     history = (tmp_path / "reports" / "train_history.csv").read_text().splitlines()
-    assert history[0].split(",")[:2] == ["epoch", "loss"] and len(history) == 2
+    assert history[0].split(",")[:2] == ["epoch", "train/loss"] and len(history) == 2
 
     repo.set_param("epochs: 1", "epochs: 2")
     assert repo.repro("train") == ["train"]

@@ -18,7 +18,7 @@ from vae_mnist.config import Config
 from vae_mnist.errors import TrackingError
 from vae_mnist.stages.preprocess import preprocess
 from vae_mnist.tracking.runs import run_tags, stage_run
-from vae_mnist.tracking.store import EXPERIMENT_KIND_TAG, store
+from vae_mnist.tracking.store import EXPERIMENT_KIND_TAG, experiment_id, store
 
 from .conftest import free_port, override
 
@@ -39,6 +39,20 @@ def test_default_store_sits_at_the_repository_root(
     assert store()[0] == "sqlite:////original/repo/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
     assert store() == ("http://tracking.example:5000", None)
+
+
+def test_the_default_store_keeps_artifacts_beside_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    try:
+        experiment = mlflow.get_experiment(experiment_id("vae-mnist"))
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db", "mlflow.db.lock"]
 
 
 def test_runs_carry_stage_git_and_dvc_tags(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -93,8 +93,8 @@ def connect() -> str:
 
 def experiment_id(name: str) -> str:
     """Connect, and return the experiment's id, creating it on first use."""
+    artifacts = store()[1]  # before connecting, which exports MLFLOW_TRACKING_URI
     uri = connect()
-    artifacts = store()[1]
     try:
         with store_lock():  # the first use of a sqlite store creates its schema
             experiment = mlflow.get_experiment_by_name(name)
