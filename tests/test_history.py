@@ -24,3 +24,8 @@ def test_rows_round_trip_to_nine_significant_digits(tmp_path: Path) -> None:
     assert [list(row) for row in back] == [list(HISTORY_COLUMNS)] * 3
     for original, read in zip(rows, back, strict=True):
         assert read == pytest.approx(original, rel=1e-8)
+
+
+def test_a_one_epoch_history_has_its_header_and_one_row() -> None:
+    row = dict(zip(HISTORY_COLUMNS, (1, 2.5, 2, 0.5, 3, 2, 1, 0.001, 1), strict=True))
+    assert history.to_csv([row]) == ",".join(HISTORY_COLUMNS) + "\n1,2.5,2,0.5,3,2,1,0.001,1\n"

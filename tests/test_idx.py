@@ -80,8 +80,8 @@ def test_label_count_mismatch(tmp_path: Path) -> None:
 
 
 def test_label_out_of_range(tmp_path: Path) -> None:
-    write_split(tmp_path, np.zeros((2, 28, 28), np.uint8), np.array([3, 12], np.uint8))
-    with pytest.raises(DataError, match="label 12 is not a digit"):
+    write_split(tmp_path, np.zeros((2, 28, 28), np.uint8), np.array([3, 10], np.uint8))
+    with pytest.raises(DataError, match="label 10 is not a digit"):
         read_split(tmp_path, "train")
 
 
@@ -149,14 +149,21 @@ def test_a_decompression_bomb_is_refused_without_inflating_it(tmp_path: Path) ->
     assert peak < 16 << 20  # read no further than the cap
 
 
-def test_a_split_file_larger_than_the_real_one_is_refused(tmp_path: Path) -> None:
-    images_name, labels_name = SPLIT_FILES["test"]
-    write_gz(tmp_path / images_name, bytes(MNIST_FILES[images_name].size + 1))
-    write_gz(tmp_path / labels_name, encode_idx(np.zeros(3, np.uint8)))
-    message = error_of(read_split, tmp_path, "test")
-    assert message == (
-        f"{tmp_path / images_name}: decompresses to more than {MNIST_FILES[images_name].size} bytes"
+@pytest.mark.parametrize("which", [0, 1])
+def test_a_split_file_larger_than_the_real_one_is_refused(tmp_path: Path, which: int) -> None:
+    images, labels = synthetic_split(3, seed=0)
+    write_split(tmp_path, images, labels)
+    name = SPLIT_FILES["train"][which]
+    write_gz(tmp_path / name, bytes(MNIST_FILES[name].size + 1))
+    assert error_of(read_split, tmp_path, "train") == (
+        f"{tmp_path / name}: decompresses to more than {MNIST_FILES[name].size} bytes"
     )
+
+
+def test_an_empty_split_reads_as_empty_arrays(tmp_path: Path) -> None:
+    write_split(tmp_path, np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.uint8))
+    images, labels = read_split(tmp_path, "train")
+    assert images.shape == (0, 28, 28) and labels.shape == (0,)
 
 
 @pytest.mark.parametrize("dtype", [np.int16, np.float32])

@@ -45,12 +45,15 @@ def test_stratified_split_sizes_add_up_exactly() -> None:
 
 
 def test_the_rounding_remainders_go_to_the_digits_with_the_largest_ones() -> None:
-    # 10 of 60 images: digit quotas 10*c/60 = 2.5, 1.83, 1.67, 1.5, 1.33, 1.17 (sum 10): floors
-    # give 7, and the three largest remainders get one more each: digits 1 (.83), 2 (.67), and of
-    # 0 and 3 (.5 each) the lower digit.
-    labels = np.repeat(np.arange(6, dtype=np.uint8), [15, 11, 10, 9, 8, 7])
+    # 10 of 100 images: digit quotas 3.1, 1.9, 1.8, 1.7, 1.5 (sum 10); the floors give 7, and the
+    # three largest remainders (digits 1, 2, 3: .9, .8, .7) get one more each, not the largest
+    # quotas; with equal remainders (.5 each, 2 of 4 given out) the lower digits.
+    labels = np.repeat(np.arange(5, dtype=np.uint8), [31, 19, 18, 17, 15])
     _, val = stratified_split(labels, 10, np.random.default_rng(0))
-    assert np.bincount(labels[val], minlength=10).tolist() == [3, 2, 2, 1, 1, 1, 0, 0, 0, 0]
+    assert np.bincount(labels[val], minlength=5).tolist() == [3, 2, 2, 2, 1]
+    tied = np.repeat(np.arange(4, dtype=np.uint8), 5)
+    _, val = stratified_split(tied, 6, np.random.default_rng(0))
+    assert np.bincount(tied[val], minlength=4).tolist() == [2, 2, 1, 1]
 
 
 def test_scale_maps_0_255_onto_0_1_in_float32() -> None:
