@@ -146,6 +146,28 @@ def test_bits_per_dim_comes_from_the_iwae_bound() -> None:
     assert summary["bits_per_dim"] == pytest.approx(105.0 / (784 * np.log(2)), abs=1e-5)
 
 
+def test_metrics_json_numbers_are_rounded_as_documented() -> None:
+    # per-image terms whose means have long decimals: each number is written at its precision
+    n = 3
+    terms = {
+        "reconstruction": np.array([100.0, 100.0, 101.0]), "kl": np.array([10.0, 10.0, 11.0]),
+        "neg_elbo": np.array([110.0, 110.0, 112.0]), "neg_iwae": np.array([105.0, 105.0, 106.0]),
+        "mse": np.array([0.01, 0.01, 0.02]), "z_mean": np.zeros((n, 2), np.float32),
+    }  # fmt: skip
+    summary = summarise(terms, np.array([1, 1, 2], np.uint8))
+    test = summary["test"]
+    assert test["reconstruction"] == 100.3333 and test["kl"] == 10.3333
+    assert test["neg_elbo"] == 110.6667 and test["neg_iwae"] == 105.3333
+    assert test["iwae_gap"] == 5.3333  # neg_elbo - neg_iwae, the ELBO's shortfall
+    assert test["mse"] == 0.0133333  # seven places
+    assert test["bits_per_dim"] == round(105.3333333333 / (784 * np.log(2)), 5) == 0.19383
+    assert summary["per_digit"]["2"] == {
+        "reconstruction": 101.0, "kl": 11.0, "neg_elbo": 112.0, "neg_iwae": 106.0,
+        "iwae_gap": 6.0, "mse": 0.02,
+    }  # fmt: skip
+    assert set(summary["per_digit"]) == {"1", "2"}  # digits with no image are left out
+
+
 def test_active_units_are_the_latent_dimensions_whose_mean_varies_above_the_threshold() -> None:
     rng = np.random.default_rng(0)
     n = 10_000

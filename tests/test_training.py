@@ -203,6 +203,8 @@ def test_save_load_round_trip_and_stable_bytes(
     np.testing.assert_array_equal(
         np.asarray(inference_model(loaded)(images[:8])), np.asarray(trained(images[:8]))
     )
+    served = inference_model(loaded)  # what the registry holds: its input keeps its name
+    assert [t.name for t in served.inputs] == ["images"]
 
 
 def test_early_stopping_restores_the_best_epoch(tiny: Config) -> None:
