@@ -22,11 +22,10 @@ import keras
 import numpy as np
 
 from vae_mnist.config import Config, load_config
-from vae_mnist.data.mnist import IMAGE_SHAPE
+from vae_mnist.data.mnist import IMAGE_SHAPE, PIXELS
 from vae_mnist.fitting import batches, compile_vae, make_deterministic
 from vae_mnist.model import build_vae
 
-PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 # A pause before each timed item: numpy's BLAS threads spin on after a GEMM, and a trainer timed
 # right after the limit ran ~15% slower here (6.1 s against 5.2 s an epoch) for that alone.
 SETTLE_S = 1.0
