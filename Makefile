@@ -22,10 +22,11 @@ export UV_SYSTEM_CERTS ?= 1
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-# Every extra (s3, team): the tests exercise them, and `uv sync` would remove any extra that one
-# call named and the next did not.
+# The s3 and team extras always (the tests exercise them, and `uv sync` removes any extra that one
+# call named and the next did not), and one TensorFlow build: TF=cpu, or TF=gpu on a CUDA machine.
+TF ?= cpu
 env: | $(UV) ## create or update .venv from uv.lock (fast when up to date)
-	@$(UV) sync --locked --quiet --all-extras
+	@$(UV) sync --locked --quiet --extra s3 --extra team --extra $(TF)
 
 $(TOOLS)/bin/uv: # bootstrap uv inside its own venv (PEP 668 forbids pip outside one)
 	$(BOOTSTRAP_PYTHON) -m venv $(TOOLS)

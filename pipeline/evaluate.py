@@ -17,8 +17,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model", type=Path, help="the train stage's .keras file")
     parser.add_argument("processed_dir", type=Path, help="the preprocess stage's folder")
-    parser.add_argument("history", type=Path, help="the train stage's per-epoch CSV")
-    parser.add_argument("out_dir", type=Path, help="where metrics.json and figures/ go")
+    parser.add_argument("history", type=Path, help="the train stage's DVCLive folder")
+    parser.add_argument(
+        "out_dir", type=Path, help="where metrics.json, per_digit.json and figures/ go"
+    )
     args = parser.parse_args()
     metrics = evaluate(load_config(), args.model, args.processed_dir, args.history, args.out_dir)
     test = metrics["test"]

@@ -17,7 +17,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("processed_dir", type=Path, help="the preprocess stage's folder")
     parser.add_argument("model", type=Path, help="the .keras file to write (a DVC out)")
-    parser.add_argument("history", type=Path, help="the per-epoch CSV to write (a DVC plot)")
+    parser.add_argument("history", type=Path, help="the DVCLive folder to write (DVC plots)")
     args = parser.parse_args()
     train(load_config(), args.processed_dir, args.model, args.history)
 

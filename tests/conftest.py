@@ -31,6 +31,18 @@ def config() -> Config:
     return load_config(REPO / PARAMS_FILE)
 
 
+def write_history(folder: Path, rows: list[tuple[float, ...]]) -> Path:
+    """A DVCLive history written by the train stage's own callback: one row per epoch, values in
+    HISTORY_COLUMNS order (the epoch first, counted from 1)."""
+    from vae_mnist.history import EpochLog
+    from vae_mnist.quantities import EPOCH_NAMES
+
+    log = EpochLog(folder)
+    for epoch, *values in rows:
+        log.on_epoch_end(int(epoch) - 1, dict(zip(EPOCH_NAMES, values, strict=True)))
+    return folder
+
+
 def override(config: Config, changes: dict[str, Any]) -> Config:
     """A copy of `config` with dotted keys replaced, validated like params.yaml."""
     tree = config.model_dump()

@@ -8,9 +8,8 @@ import pytest
 from vae_mnist.config import Config
 from vae_mnist.fitting import fit_vae
 from vae_mnist.metrics import per_image_terms, summarise
-from vae_mnist.quantities import HISTORY_COLUMNS
 
-from .conftest import override
+from .conftest import override, write_history
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +115,9 @@ def test_figures_are_all_there_and_byte_stable(data, tmp_path, latent_dim: int) 
     images, labels = data
     terms = per_image_terms(model, images, k=2, seed=0)
     summary = summarise(terms, labels)
-    history = tmp_path / "history.csv"
-    history.write_text(
-        ",".join(HISTORY_COLUMNS) + "\n"
-        "1,200,190,10,199,189,10,0.001,1\n2,180,172,8,181,173,8,0.001,1\n"
+    history = write_history(
+        tmp_path / "training",
+        [(1, 200, 190, 10, 199, 189, 10, 0.001, 1), (2, 180, 172, 8, 181, 173, 8, 0.001, 1)],
     )
     folders = [tmp_path / "a", tmp_path / "b"]
     for folder in folders:
@@ -226,8 +224,7 @@ def test_the_reconstructions_figure_shows_the_model_output_under_the_originals(
 
     images, labels = data
     terms = per_image_terms(vae, images, k=2, seed=0)
-    history = tmp_path / "history.csv"
-    history.write_text(",".join(HISTORY_COLUMNS) + "\n1,200,190,10,199,189,10,0.001,1\n")
+    history = write_history(tmp_path / "training", [(1, 200, 190, 10, 199, 189, 10, 0.001, 1)])
     (tmp_path / "all").mkdir()
     render_figures(vae, images, labels, terms, summarise(terms, labels), history,
                    tmp_path / "all", seed=0)  # fmt: skip

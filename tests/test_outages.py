@@ -52,7 +52,7 @@ def test_object_store_down(failing_stack: Stack, tmp_path: Path, mnist_mirror: P
     client = mlflow.MlflowClient(failing_stack.tracking_uri)
     experiment = client.get_experiment_by_name("vae-mnist")
     (run,) = client.search_runs([experiment.experiment_id])
-    assert run.info.run_name == "download" and run.info.status == "FAILED"
+    assert run.data.tags["stage"] == "download" and run.info.status == "FAILED"
 
 
 def test_database_down(failing_stack: Stack, tmp_path: Path, mnist_mirror: Path) -> None:

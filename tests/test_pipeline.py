@@ -51,7 +51,10 @@ def test_data_stages_rerun_exactly_what_changed(tmp_path: Path, mnist_mirror: Pa
     experiment = client.get_experiment_by_name("vae-mnist")
     assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time"])
-    assert [r.info.run_name for r in runs] == ["download", "preprocess", "preprocess"]
+    head = repo.run("git", "rev-parse", "HEAD").stdout.strip()
+    stages = ["download", "preprocess", "preprocess"]
+    assert [r.info.run_name for r in runs] == [f"{stage}@{head[:7]}" for stage in stages]
+    assert all(r.data.tags["mlflow.source.git.commit"] == head for r in runs)
     assert all(r.info.status == "FINISHED" for r in runs)
     assert [r.data.tags["dvc.stage"] for r in runs] == ["download", "preprocess", "preprocess"]
     download = runs[0].data.params
@@ -92,8 +95,8 @@ def test_train_registers_a_version_per_training_and_writes_stable_bytes(
     repo = Repo(tmp_path, str(mnist_mirror.resolve()))
     repo.set_param("epochs: 12", "epochs: 1")
     assert repo.repro("train") == ["download", "preprocess", "train"]
-    history = (tmp_path / "reports" / "train_history.csv").read_text().splitlines()
-    assert history[0].split(",")[:2] == ["epoch", "train/loss"] and len(history) == 2
+    loss = tmp_path / "reports" / "training" / "plots" / "metrics" / "train" / "loss.tsv"
+    assert loss.read_text().splitlines()[0] == "step\tloss" and len(loss.read_text().split()) == 4
 
     repo.set_param("epochs: 1", "epochs: 2")
     assert repo.repro("train") == ["train"]
@@ -108,11 +111,11 @@ def test_train_registers_a_version_per_training_and_writes_stable_bytes(
     assert sorted(int(v.version) for v in versions) == [1, 2, 3]
     second = client.get_model_version("vae-mnist", "2")
     run = client.get_run(second.run_id)
-    assert run.info.run_name == "train"
+    assert run.info.run_name.startswith("train@") and run.data.tags["stage"] == "train"
     assert run.data.params["train.epochs"] == "2"
     assert run.data.params["model.hidden_units"] == "[512, 256, 128]"
     history = client.get_metric_history(run.info.run_id, "val/neg_elbo")
-    assert [m.step for m in history] == [0, 1]  # per epoch, under the one name
+    assert [m.step for m in history] == [1, 2]  # epoch n is step n, under the one name
     assert run.data.metrics["best.val/neg_elbo"] == history[-1].value < 200  # no early stopping
     assert not [name for name in run.data.metrics if "val_" in name]
     assert run.data.tags["registered_model_version"] == "2"

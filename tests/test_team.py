@@ -68,7 +68,9 @@ def test_repro_lands_runs_model_and_alias_on_the_server_and_artifacts_in_s3(
     client = mlflow.MlflowClient(team_stack.tracking_uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time"])
-    assert [r.info.run_name for r in runs] == STAGES
+    assert [r.data.tags["stage"] for r in runs] == STAGES
+    names = [r.info.run_name for r in runs]
+    assert all(n.startswith(f"{s}@") for s, n in zip(STAGES, names, strict=True)), names
     assert all(r.info.status == "FINISHED" for r in runs)
     train, evaluate = runs[2], runs[3]
     (version,) = client.search_model_versions(f"name = '{MODEL}'")
@@ -172,9 +174,9 @@ def test_the_champion_served_over_http_reconstructs_as_evaluated(
         f"tags.stage = 'evaluate' and tags.train_run_id = '{champion.run_id}'",
         order_by=["attributes.start_time DESC"],
     )[0]
-    metrics = json.loads(
+    per_digit = json.loads(
         Path(
-            client.download_artifacts(evaluated.info.run_id, "metrics.json", str(tmp_path))
+            client.download_artifacts(evaluated.info.run_id, "per_digit.json", str(tmp_path))
         ).read_text()
     )
     images, labels = load_split(team_repo.root / "data" / "processed", "test")
@@ -207,7 +209,8 @@ def test_the_champion_served_over_http_reconstructs_as_evaluated(
         assert reconstructions.shape == (len(images), 28, 28, 1)
         assert reconstructions.min() >= 0.0 and reconstructions.max() <= 1.0
         mse = float(((images[..., None] - reconstructions) ** 2).mean())
-        assert mse == pytest.approx(metrics["per_digit"][str(DIGIT)]["mse"], rel=1e-4)
+        (measured,) = [r["mse"] for r in per_digit if r["digit"] == str(DIGIT)]
+        assert mse == pytest.approx(measured, rel=1e-4)
 
         status, body = post(f"{url}/invocations", {"inputs": images[:2, :27].tolist()})
         assert status == 400 and body["error_code"] == "INVALID_PARAMETER_VALUE", body

@@ -17,7 +17,7 @@ import pytest
 from vae_mnist.config import Config
 from vae_mnist.errors import TrackingError
 from vae_mnist.stages.preprocess import preprocess
-from vae_mnist.tracking.runs import run_tags, stage_run
+from vae_mnist.tracking.runs import run_name, run_tags, stage_run
 from vae_mnist.tracking.store import EXPERIMENT_KIND_TAG, experiment_id, store
 
 from .conftest import free_port, override
@@ -56,12 +56,29 @@ def test_the_default_store_keeps_artifacts_beside_the_database(
 
 
 def test_runs_carry_stage_git_and_dvc_tags(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DVC_EXP_BASELINE_REV", raising=False)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    tags = run_tags("train")
+    assert tags["stage"] == "train" and "dvc.exp_name" not in tags
+    assert tags["mlflow.source.git.commit"] == head.strip() and "git.commit" not in tags
+    assert tags["git.dirty"] in {"True", "False"}
+    assert run_name("train", tags) == f"train@{head[:7]}"
+    assert run_name("train", {}) == "train"  # no git, no DVC experiment
+
+
+def test_a_queued_experiment_is_named_and_tagged_from_what_dvc_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the worker's copy has DVC's own HEAD: the commit the experiment came from is the baseline
+    baseline = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setenv("DVC_EXP_BASELINE_REV", baseline)
     monkeypatch.setenv("DVC_EXP_NAME", "parky-synd")
     monkeypatch.setenv("DVC_STAGE", "train")
     tags = run_tags("train")
-    assert tags["stage"] == "train"
+    assert tags["mlflow.source.git.commit"] == baseline and "git.dirty" not in tags
     assert tags["dvc.exp_name"] == "parky-synd" and tags["dvc.stage"] == "train"
-    assert len(tags["git.commit"]) == 40 and tags["git.dirty"] in {"True", "False"}
+    assert run_name("train", tags) == "train@parky-synd"
 
 
 def test_concurrent_stages_share_a_fresh_sqlite_store(tmp_path: Path) -> None:
@@ -146,7 +163,7 @@ def test_a_stage_logs_to_a_real_mlflow_server(
     experiment = client.get_experiment_by_name(config.mlflow.experiment_name)
     assert experiment.tags.items() >= EXPERIMENT_KIND_TAG.items()
     (run,) = client.search_runs([experiment.experiment_id])
-    assert run.info.run_name == "preprocess" and run.info.status == "FINISHED"
+    assert run.data.tags["stage"] == "preprocess" and run.info.status == "FINISHED"
     assert {d.dataset.digest for d in run.inputs.dataset_inputs} == {
         split["digest"] for split in stats["splits"].values()
     }

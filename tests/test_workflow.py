@@ -151,6 +151,7 @@ CODE_EDITS = {
     "src/vae_mnist/tracking/names.py": set(STAGES),
     "src/vae_mnist/tracking/models.py": {"train"},
     "src/vae_mnist/tracking/registry.py": {"evaluate"},
+    "src/vae_mnist/tracking/cards.py": {"train", "evaluate"},
     "src/vae_mnist/tracking/serving.py": set(),
     "src/vae_mnist/tracking/__main__.py": set(),
     "src/vae_mnist/tracking/__init__.py": set(),

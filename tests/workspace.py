@@ -18,7 +18,7 @@ from .conftest import REPO
 
 BIN = Path(sys.executable).parent
 STAGES = ["download", "preprocess", "train", "evaluate"]
-OUTS = ["data/raw", "data/processed", "models/vae.keras", "reports/train_history.csv",
+OUTS = ["data/raw", "data/processed", "models/vae.keras", "reports/training",
         "reports/evaluation"]  # fmt: skip
 
 

@@ -98,6 +98,11 @@ def summarise(terms: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, Any
     return {"test": overall, "per_digit": per_digit}
 
 
+def per_digit_records(per_digit: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    """The per-digit means as one record per digit, the rows of a DVC plot."""
+    return [{"digit": digit, **means} for digit, means in per_digit.items()]
+
+
 def binarized_test_images(images: np.ndarray, mode: str, seed: int) -> tuple[np.ndarray, str]:
     """The test images evaluation uses (`mode`: data.binarize), and a line saying which they are
     (as papers do)."""

@@ -1,5 +1,5 @@
-"""The `evaluate` stage: test metrics and figures of the trained VAE, logged to its own run and
-to the training run, and the `champion` alias moved by the champion rule."""
+"""The `evaluate` stage: test metrics and figures of the trained VAE, logged to its own run, to
+the training run and to the logged model, and the `champion` alias moved by the champion rule."""
 
 from __future__ import annotations
 
@@ -12,46 +12,61 @@ from keras import ops
 
 from vae_mnist import figures, history
 from vae_mnist.config import Config
-from vae_mnist.data.arrays import load_split
-from vae_mnist.metrics import binarized_test_images, per_image_terms, summarise
+from vae_mnist.data.arrays import array_digest, load_split, split_files
+from vae_mnist.metrics import (
+    binarized_test_images,
+    per_digit_records,
+    per_image_terms,
+    summarise,
+)
 from vae_mnist.model import VAE, load_vae
 from vae_mnist.outputs import atomic_directory, file_sha256, json_text
 from vae_mnist.quantities import TEST, TEST_NEG_ELBO, metric
 from vae_mnist.tracking import registry
-from vae_mnist.tracking.runs import stage_run
+from vae_mnist.tracking.runs import log_dataset, stage_run
 
-METRICS_FILE = "metrics.json"
+METRICS_FILE = "metrics.json"  # the headline numbers: dvc.yaml's metrics, `dvc exp show` columns
+PER_DIGIT_FILE = "per_digit.json"  # the same means per digit: a DVC plot, one record per digit
 FIGURES_DIR = "figures"
 PARAMS = ("seed", "data.binarize", "evaluate.iwae_samples")
 
 
 def evaluate(
-    config: Config, model_path: Path, processed_dir: Path, history_csv: Path, out_dir: Path
+    config: Config, model_path: Path, processed_dir: Path, history_dir: Path, out_dir: Path
 ) -> dict[str, Any]:
-    """metrics.json and figures/ in `out_dir`; returns what metrics.json holds."""
+    """metrics.json, per_digit.json and figures/ in `out_dir`; returns what metrics.json holds."""
     vae = load_vae(model_path)
     grey, labels = load_split(processed_dir, TEST)
     images, which = binarized_test_images(grey, config.data.binarize, config.seed)
     k = config.evaluate.iwae_samples
     params = {key: config.flat()[key] for key in PARAMS}
+    digest = file_sha256(model_path)
     with stage_run("evaluate", config.mlflow.experiment_name, params):
+        train_run = registry.training_run(digest)
+        model_id = registry.logged_model(digest)
+        source = split_files(processed_dir, TEST)[0]
+        test_data = log_dataset(TEST, grey, labels, source, array_digest(grey, labels), model_id)
         terms = per_image_terms(vae, images, k=k, seed=config.seed)
         summary = summarise(terms, labels)
-        metrics = {**summary, "iwae_samples": k, "test_images": which}
+        metrics = {TEST: summary[TEST], "iwae_samples": k, "test_images": which}
         with atomic_directory(out_dir) as staging:
             (staging / FIGURES_DIR).mkdir()
             render_figures(
-                vae, images, labels, terms, summary, history_csv, staging / FIGURES_DIR, config.seed
+                vae, images, labels, terms, summary, history_dir, staging / FIGURES_DIR, config.seed
             )
             (staging / METRICS_FILE).write_text(json_text(metrics), encoding="utf-8")
+            records = per_digit_records(summary["per_digit"])
+            (staging / PER_DIGIT_FILE).write_text(json_text(records), encoding="utf-8")
         test_metrics = {metric(TEST, name): value for name, value in summary[TEST].items()}
-        mlflow.log_metrics(test_metrics)
+        mlflow.log_metrics(test_metrics, model_id=model_id, dataset=test_data)
         mlflow.log_artifacts(str(out_dir / FIGURES_DIR), FIGURES_DIR)
         mlflow.log_dict(metrics, METRICS_FILE)
-        if train_run := registry.training_run(file_sha256(model_path)):
+        mlflow.log_dict(records, PER_DIGIT_FILE)
+        if train_run:
             registry.share_with_training_run(train_run, test_metrics, out_dir / FIGURES_DIR)
             name = config.mlflow.registered_model_name
             if version := registry.registered_version(name, train_run):
+                registry.describe_test_results(name, version, test_metrics, train_run)
                 registry.elect_champion(name, version, test_metrics[TEST_NEG_ELBO])
     return metrics
 
@@ -62,7 +77,7 @@ def render_figures(
     labels: np.ndarray,
     terms: dict[str, np.ndarray],
     summary: dict[str, Any],
-    history_csv: Path,
+    history_dir: Path,
     folder: Path,
     seed: int,
 ) -> None:
@@ -79,7 +94,7 @@ def render_figures(
         np.asarray(vae(shown))[..., 0],
         terms["z_mean"],
         summary["per_digit"],
-        history.read(history_csv),
+        history.read(history_dir),
         folder,
         seed,
     )

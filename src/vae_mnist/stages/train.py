@@ -1,18 +1,16 @@
-"""The `train` stage: fit the VAE on the processed arrays; write the model and its history;
-log the run and register the model."""
+"""The `train` stage: fit the VAE on the processed arrays; write the model and its per-epoch
+history (DVCLive); log the run and register the model."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import mlflow
 
 from vae_mnist import history
 from vae_mnist.config import Config
 from vae_mnist.data.arrays import array_digest, load_split, split_files
 from vae_mnist.fitting import check_batch_size, fit_vae
 from vae_mnist.model import inference_model, save_vae
-from vae_mnist.outputs import atomic_file, file_sha256
+from vae_mnist.outputs import atomic_directory, file_sha256
 from vae_mnist.tracking.models import EpochMetrics, log_model
 from vae_mnist.tracking.runs import log_dataset, stage_run
 
@@ -21,27 +19,34 @@ SERVING_EXAMPLE = 8  # validation images that give the registered model its sign
 
 
 def train(
-    config: Config, processed_dir: Path, model_path: Path, history_path: Path
+    config: Config, processed_dir: Path, model_path: Path, history_dir: Path
 ) -> dict[str, float]:
-    """Fit, write `model_path` and `history_path`, and register the model; the summary logged."""
+    """Fit, write `model_path` and `history_dir`, and register the model; the summary logged."""
     splits = {split: load_split(processed_dir, split) for split in SPLITS}
     (train_images, _), (val_images, _) = splits["train"], splits["val"]
     check_batch_size(config.train, len(train_images))  # before a run is opened for nothing
     with stage_run("train", config.mlflow.experiment_name, config.flat()):
-        for split, (images, labels) in splits.items():
-            source = split_files(processed_dir, split)[0]
-            log_dataset(split, images, labels, source, array_digest(images, labels))
-        trained = fit_vae(config, train_images, val_images, callbacks=[EpochMetrics()])
+        datasets = {
+            split: log_dataset(
+                split, images, labels, split_files(processed_dir, split)[0],
+                array_digest(images, labels),
+            )
+            for split, (images, labels) in splits.items()
+        }  # fmt: skip
+        with atomic_directory(history_dir) as staging:
+            callbacks = [EpochMetrics(datasets), history.EpochLog(staging)]
+            trained = fit_vae(config, train_images, val_images, callbacks=callbacks)
         save_vae(trained.model, model_path)
-        with atomic_file(history_path) as staged:
-            staged.write_text(history.to_csv(trained.history), encoding="utf-8")
 
         summary = trained.summary()
-        mlflow.log_metrics(summary)
         log_model(
             inference_model(trained.model),
             val_images[:SERVING_EXAMPLE],
-            config.mlflow.registered_model_name,
+            model_path,
             file_sha256(model_path),
+            config.flat(),
+            summary,
+            datasets,
+            config.mlflow.registered_model_name,
         )
     return summary

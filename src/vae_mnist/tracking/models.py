@@ -5,6 +5,10 @@ Apart from runs.py because it imports Keras and TensorFlow, which the data stage
 
 from __future__ import annotations
 
+import os
+import types
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -12,42 +16,95 @@ import mlflow
 import mlflow.keras
 import numpy as np
 import tensorflow as tf
-from mlflow.models import infer_signature
+from mlflow.models import Model, infer_signature
 
-from vae_mnist.quantities import EPOCH_NAMES
-from vae_mnist.tracking import names
+from vae_mnist.quantities import EPOCH_NAMES, VAL
+from vae_mnist.tracking import cards, names
+
+
+def _save_keras_model(path: str, validate_serving_input: bool = True, **kwargs: Any) -> None:
+    os.makedirs(path, exist_ok=True)
+    mlflow.keras.save_model(path=path, **kwargs)
+
+
+# mlflow.keras, whose save_model first creates the model's folder: with an input example it writes
+# the example before the folder exists and fails (mlflow/mlflow#16183, still so in 3.17). It also
+# takes Model.log's `validate_serving_input`, which the flavor's own save_model would refuse.
+KERAS_FLAVOR = types.ModuleType("mlflow.keras")
+KERAS_FLAVOR.save_model = _save_keras_model  # type: ignore[attr-defined]
 
 
 class EpochMetrics(mlflow.keras.MlflowCallback):
-    """MLflow's Keras callback, under the history's names (`val/neg_elbo`, ...), epoch as step,
-    less its step-less `validation_*` copies of the validation metrics."""
+    """MLflow's Keras callback under the history's names (`val/neg_elbo`, ...), epoch n (from 1)
+    as step n as in DVCLive's files, each split's metrics linked to its dataset; less its
+    step-less `validation_*` copies of the validation metrics."""
+
+    def __init__(self, datasets: Mapping[str, mlflow.data.Dataset]) -> None:
+        super().__init__()
+        self.datasets = datasets
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if logs is not None:
-            super().on_epoch_end(epoch, {EPOCH_NAMES.get(k, k): v for k, v in logs.items()})
+        by_split: dict[str | None, dict[str, float]] = {}
+        for key, value in (logs or {}).items():
+            name = EPOCH_NAMES.get(key, key)
+            split = name.split("/")[0] if "/" in name else None
+            by_split.setdefault(split, {})[name] = float(value)
+        for split, metrics in by_split.items():
+            mlflow.log_metrics(
+                metrics, step=epoch + 1, synchronous=False, dataset=self.datasets.get(split)
+            )
 
     def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
         pass
 
 
 def log_model(
-    served: keras.Model, example: np.ndarray, registered_name: str, digest: str
-) -> str | None:
-    """Log the served model to the active run and register it as a new version of
-    `registered_name`, tagged with the digest of the file it was built from; the version."""
+    served: keras.Model,
+    example: np.ndarray,
+    checkpoint: Path,
+    digest: str,
+    params: Mapping[str, Any],
+    summary: Mapping[str, float],
+    datasets: Mapping[str, mlflow.data.Dataset],
+    registered_name: str,
+) -> str:
+    """Log the served model to the active run, with the checkpoint it was built from, and
+    register it as a new version of `registered_name`, described by its model card; the version.
+
+    The logged model takes the params and the summary (the validation numbers of the epoch whose
+    weights it holds), linked to the validation dataset. The checkpoint (the DVC artifact, the
+    full VAE) goes into the model's own files, so the registry holds the bytes that its
+    `model.sha256` tag names.
+    """
     mlflow.set_tag(names.MODEL_DIGEST, digest)
-    info = mlflow.keras.log_model(
-        served,
+    info = Model.log(
+        artifact_path=None,
         name=names.MODEL_ARTIFACT,
+        flavor=KERAS_FLAVOR,
+        model=served,
         signature=infer_signature(example, keras.ops.convert_to_numpy(served(example))),
-        registered_model_name=registered_name,
+        input_example=example,
+        # Not predicted at logging: under TensorFlow's op determinism, Keras' predict makes tf.data
+        # log a harmless ERROR line. The tests predict with the registered model instead.
+        validate_serving_input=False,
+        params=dict(params),
         # What the served model needs (it holds standard layers only), stated rather than
         # inferred: inference is slow here and would list this project's whole environment.
         pip_requirements=[f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"],
         tags={names.MODEL_DIGEST: digest},
     )
-    if info.registered_model_version is None:
-        return None
-    version = str(info.registered_model_version)
+    mlflow.log_metrics(dict(summary), model_id=info.model_id, dataset=datasets[VAL])
+    client = mlflow.MlflowClient()
+    client.log_model_artifact(info.model_id, str(checkpoint), names.CHECKPOINT)
+    version = str(
+        mlflow.register_model(
+            info.model_uri, registered_name, tags={names.MODEL_DIGEST: digest}
+        ).version
+    )
+    client.update_registered_model(registered_name, cards.model_description(registered_name))
+    run_id = mlflow.active_run().info.run_id
+    data = {split: dataset.digest for split, dataset in datasets.items()}
+    card = cards.version_card(registered_name, version, run_id, params, data, summary, digest)
+    client.update_model_version(registered_name, version, card)
     mlflow.set_tag(names.REGISTERED_VERSION, version)
     return version

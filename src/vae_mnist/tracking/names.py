@@ -6,10 +6,12 @@ Tags are `namespace.name`. The champion's tags, which only registry.py writes an
 from __future__ import annotations
 
 STAGE = "stage"  # run tag: the DVC stage that opened the run
-GIT_COMMIT, GIT_DIRTY = "git.commit", "git.dirty"
-DVC_TAGS = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_STAGE": "dvc.stage"}  # env variable -> run tag
+GIT_DIRTY = "git.dirty"  # beside MLflow's own mlflow.source.git.commit, which has no such flag
+DVC_EXP_NAME, DVC_BASELINE = "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"  # what `dvc exp run` sets
+DVC_TAGS = {DVC_EXP_NAME: "dvc.exp_name", "DVC_STAGE": "dvc.stage"}  # env variable -> run tag
 MODEL_DIGEST = "model.sha256"  # train run and model version: the sha256 of the model file
 MODEL_ARTIFACT = "model"  # the train run's logged model
+CHECKPOINT = "checkpoint"  # the logged model's folder that holds the DVC artifact's file
 REGISTERED_VERSION = "registered_model_version"  # train run: the version it registered
 TRAIN_RUN = "train_run_id"  # evaluate run: the training run of the model it evaluated
 

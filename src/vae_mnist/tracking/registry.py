@@ -16,10 +16,11 @@ from mlflow.exceptions import MlflowException
 from vae_mnist import champion
 from vae_mnist.errors import TrackingError
 from vae_mnist.quantities import TEST_NEG_ELBO
-from vae_mnist.tracking import names
+from vae_mnist.tracking import cards, names
 from vae_mnist.tracking.store import first_line, tracking_uri
 
 CONVERGE_ROUNDS = 20
+FIGURES = "figures"  # the training run's folder of the evaluate stage's figures
 # Tags that hold a measured quantity are named after it: `namespace.` + its one name.
 SCORE = TEST_NEG_ELBO  # model version tag: the score the champion rule compares
 LEGACY_SCORE = "test.neg_elbo"  # the same tag in stores written before quantities had one name
@@ -54,12 +55,38 @@ def training_run(model_sha256: str) -> str | None:
     return run_id
 
 
+def logged_model(model_sha256: str) -> str | None:
+    """The id of the latest logged model, in the active run's experiment, built from this model
+    file: the model whose metrics the test metrics join."""
+    found = mlflow.search_logged_models(
+        experiment_ids=[mlflow.active_run().info.experiment_id],
+        filter_string=f"tags.`{names.MODEL_DIGEST}` = '{model_sha256}'",
+        order_by=[{"field_name": "creation_timestamp", "ascending": False}],
+        max_results=1,
+        output_format="list",
+    )
+    return found[0].model_id if found else None
+
+
+def describe_test_results(
+    model_name: str, version: str, metrics: dict[str, float], train_run: str
+) -> None:
+    """Add the test results and the figures' place to the version's model card."""
+    client = mlflow.MlflowClient()
+    card = client.get_model_version(model_name, version).description or ""
+    evaluate_run = mlflow.active_run().info.run_id
+    figures = f"runs:/{train_run}/{FIGURES}"
+    client.update_model_version(
+        model_name, version, cards.with_test_results(card, evaluate_run, metrics, figures)
+    )
+
+
 def share_with_training_run(run_id: str, metrics: dict[str, float], figures_dir: Path) -> None:
     """Give the training run the test metrics and figures, so training runs compare side by side."""
     client = mlflow.MlflowClient()
     for name, value in metrics.items():
         client.log_metric(run_id, name, value)
-    client.log_artifacts(run_id, str(figures_dir), figures_dir.name)
+    client.log_artifacts(run_id, str(figures_dir), FIGURES)
 
 
 def registered_version(model_name: str, run_id: str) -> str | None:

@@ -1,7 +1,8 @@
-"""A stage's MLflow run: opening it with the tags every run carries, and logging datasets.
+"""A stage's MLflow run: opening it with the name and tags every run carries, and logging datasets.
 
-A stage opens exactly one run, named after the stage; a store that fails during the stage ends it
-with one line that names the store.
+A stage opens exactly one run, named `<stage>@<DVC experiment>` (or `@<short commit>` outside
+one), so that a grid of experiments reads as such in the runs table; a store that fails during
+the stage ends it with one line that names the store.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import mlflow
 import mlflow.data
 import numpy as np
 import requests
+from mlflow.entities import LoggedModelInput
 from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
 from vae_mnist.errors import TrackingError
 from vae_mnist.tracking import names
@@ -43,10 +46,16 @@ def _git(*args: str) -> str | None:
 
 
 def run_tags(stage: str) -> dict[str, str]:
-    """Tags that tie a run to its stage, its code and, when DVC ran it, its DVC experiment."""
+    """Tags that tie a run to its stage, its code and, when DVC ran it, its DVC experiment.
+
+    The commit is MLflow's own tag. A queued experiment runs in a copy of the workspace whose
+    HEAD is DVC's, not the user's: the commit it was queued from is DVC's baseline revision.
+    """
     tags = {names.STAGE: stage}
-    if commit := _git("rev-parse", "HEAD"):
-        tags[names.GIT_COMMIT] = commit
+    if baseline := os.environ.get(names.DVC_BASELINE):
+        tags[MLFLOW_GIT_COMMIT] = baseline
+    elif commit := _git("rev-parse", "HEAD"):
+        tags[MLFLOW_GIT_COMMIT] = commit
         tags[names.GIT_DIRTY] = str(bool(_git("status", "--porcelain", "--untracked-files=no")))
     for variable, tag in names.DVC_TAGS.items():
         if value := os.environ.get(variable):
@@ -54,11 +63,17 @@ def run_tags(stage: str) -> dict[str, str]:
     return tags
 
 
+def run_name(stage: str, tags: Mapping[str, str]) -> str:
+    """`train@bold-kite` in a DVC experiment, `train@1a2b3c4` outside one, else `train`."""
+    label = tags.get(names.DVC_TAGS[names.DVC_EXP_NAME]) or tags.get(MLFLOW_GIT_COMMIT, "")[:7]
+    return f"{stage}@{label}" if label else stage
+
+
 @contextmanager
 def stage_run(
     stage: str, experiment: str, params: Mapping[str, Any] | None = None
 ) -> Iterator[mlflow.ActiveRun]:
-    """One MLflow run named after the stage; it ends FAILED if the stage raises.
+    """One MLflow run for the stage; it ends FAILED if the stage raises.
 
     A store that stops answering while the stage runs (the server, its database or its artifact
     store down) ends the stage with one line naming it, not MLflow's traceback.
@@ -66,7 +81,10 @@ def stage_run(
     exp_id = experiment_id(experiment)
     uri = tracking_uri()
     try:
-        with mlflow.start_run(experiment_id=exp_id, run_name=stage, tags=run_tags(stage)) as run:
+        tags = run_tags(stage)
+        with mlflow.start_run(
+            experiment_id=exp_id, run_name=run_name(stage, tags), tags=tags
+        ) as run:
             # Reading the run's artifact folder reaches the artifact store too (through a server
             # that proxies it): a store that is down fails the stage now, before its work.
             mlflow.MlflowClient().list_artifacts(run.info.run_id)
@@ -83,9 +101,15 @@ def stage_run(
 
 
 def log_dataset(
-    split: str, images: np.ndarray, labels: np.ndarray, source: Path, digest: str
-) -> None:
-    """Log a split as an MLflow dataset input; the same digest marks the same data in every run."""
+    split: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    source: Path,
+    digest: str,
+    model_id: str | None = None,
+) -> mlflow.data.Dataset:
+    """Log a split as an MLflow dataset input (with the model it was fed to, if any); the same
+    digest marks the same data in every run. The dataset, to link metrics to."""
     with warnings.catch_warnings():
         # MLflow 3.x registers its local-file source twice and warns that a path is ambiguous
         # between the two identical classes; nothing to act on.
@@ -97,4 +121,6 @@ def log_dataset(
             name=names.dataset_name(split),
             digest=digest,
         )
-    mlflow.log_input(dataset, context=names.DATASET_CONTEXT[split])
+    model = LoggedModelInput(model_id) if model_id else None
+    mlflow.log_input(dataset, context=names.DATASET_CONTEXT[split], model=model)
+    return dataset
