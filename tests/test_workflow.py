@@ -108,7 +108,10 @@ def test_queued_grid_on_two_workers_lands_in_one_store(built: Repo) -> None:
     )
     by_name = {run.data.tags["dvc.exp_name"]: run for run in runs}
     assert set(by_name) == set(experiments)
+    head = built.run("git", "rev-parse", "HEAD").stdout.strip()
     for name, run in by_name.items():
+        assert run.info.run_name == f"train@{name}"  # a grid reads as one in the runs table
+        assert run.data.tags["mlflow.source.git.commit"] == head  # queued from, not DVC's copy
         assert run.data.params["model.latent_dim"] == str(experiments[name][0])
         assert run.data.metrics["test/neg_elbo"] == pytest.approx(experiments[name][1])
     versions = client.search_model_versions("name = 'vae-mnist'")
@@ -135,6 +138,16 @@ def test_named_experiment_reruns_training_and_names_its_runs(built: Repo) -> Non
     )
     assert sorted(run.data.tags["stage"] for run in runs) == ["evaluate", "train"]
     assert shown_experiments(built)["latent-8"][0] == 8
+    assert {run.info.run_name for run in runs} == {"train@latent-8", "evaluate@latent-8"}
+
+
+def test_exp_show_fits_the_headline_metrics_and_the_changed_params_on_a_screen(
+    built: Repo,
+) -> None:
+    columns = built.dvc("exp", "show", "--csv", "--only-changed").stdout.splitlines()[0]
+    metrics = [c for c in columns.split(",") if c.startswith("test.")]
+    assert len(columns.split(",")) <= 25 and len(metrics) >= 5, columns
+    assert not [c for c in columns.split(",") if "per_digit" in c], columns
 
 
 # Which stages an edit to each file reruns. Every module of the package must be listed here.

@@ -77,4 +77,4 @@ def with_test_results(
 
 
 def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:.4f}"
+    return str(int(value)) if float(value).is_integer() else f"{value:.7g}"

@@ -1,0 +1,42 @@
+"""Model cards: what the registry shows for each version, and evaluating again never stacks two."""
+
+from __future__ import annotations
+
+from vae_mnist.tracking.cards import (
+    TEST_HEADING,
+    model_description,
+    version_card,
+    with_test_results,
+)
+
+CARD = version_card(
+    "vae-mnist", "3", "run123", {"train.epochs": 12}, {"train": "ab12", "val": "cd34"},
+    {"best_epoch": 12, "best.val/neg_elbo": 142.66077}, "f00d",
+)  # fmt: skip
+
+
+def test_a_version_card_says_where_the_model_came_from_and_how_to_load_it() -> None:
+    assert "trained by run `run123`" in CARD
+    assert "`mnist-train` ab12, `mnist-val` cd34" in CARD
+    assert "best_epoch 12, best.val/neg_elbo 142.6608" in CARD  # seven significant digits
+    assert "`train.epochs=12`" in CARD and "sha256 `f00d`" in CARD
+    assert 'mlflow.pyfunc.load_model("models:/vae-mnist/3")' in CARD
+    assert TEST_HEADING not in CARD
+
+
+def test_test_results_replace_earlier_ones_and_keep_the_rest() -> None:
+    once = with_test_results(
+        CARD, "eval1", {"test/neg_elbo": 141.4473, "test/mse": 0.0366491}, "runs:/run123/figures"
+    )
+    twice = with_test_results(once, "eval2", {"test/neg_elbo": 141.4473}, "runs:/run123/figures")
+    assert once.startswith(CARD) and twice.startswith(CARD)
+    assert twice.count(TEST_HEADING) == 1 and "eval1" not in twice and "eval2" in twice
+    assert "test/neg_elbo 141.4473, test/mse 0.0366491" in once
+    assert "Figures: `runs:/run123/figures`" in twice
+
+
+def test_the_registered_model_says_what_champion_means_and_how_to_load_it() -> None:
+    text = model_description("vae-mnist")
+    assert 'mlflow.pyfunc.load_model("models:/vae-mnist@champion")' in text
+    assert "lowest\ntest -ELBO" in text or "lowest test -ELBO" in text
+    assert "checkpoint/vae.keras" in text
