@@ -4,6 +4,7 @@ the local team stack."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import socket
@@ -23,6 +24,16 @@ from vae_mnist.stack.control import DEFAULT_PORTS
 from vae_mnist.stack.state import Stack
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `make mutation`, run the fastest tests first: pytest stops at the first failure,
+    so a mutant the pinned-bytes tests kill costs seconds rather than the whole selection."""
+    stats = Path("mutmut-stats.json")  # mutmut runs each mutant's tests inside mutants/
+    if "__mutmut_" not in os.environ.get("MUTANT_UNDER_TEST", "") or not stats.is_file():
+        return
+    seconds = json.loads(stats.read_text()).get("duration_by_test", {})
+    items.sort(key=lambda item: seconds.get(item.nodeid, float("inf")))
 
 
 @pytest.fixture
