@@ -66,6 +66,13 @@ def test_packages_hold_no_code() -> None:
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
+def test_each_stage_says_what_it_does(stage: str) -> None:
+    # `dvc stage list` shows it; one line, the first words naming the work
+    desc = STAGES[stage].get("desc", "")
+    assert desc and "\n" not in desc.strip() and len(desc) <= 100, desc
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
 def test_stage_runs_the_code_in_its_own_tree(stage: str) -> None:
     # not the editable install's, which is the workspace's even for a queued experiment's copy
     assert STAGES[stage]["cmd"].startswith(f"PYTHONPATH=src python pipeline/{stage}.py ")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -95,6 +96,10 @@ def test_train_registers_a_version_per_training_and_writes_stable_bytes(
     repo = Repo(tmp_path, str(mnist_mirror.resolve()))
     repo.set_param("epochs: 12", "epochs: 1")
     assert repo.repro("train") == ["download", "preprocess", "train"]
+    # nothing alarming that the user cannot act on: TensorFlow's CPU wheel probes no CUDA, its
+    # C++ INFO lines are off, MLflow finds pip; its own INFO lines may stay
+    alarming = re.compile(r"^(?:[EW]\d{4} |.*(?:\bERROR\b|\bWARNING\b|\w*Warning:))", re.MULTILINE)
+    assert not alarming.findall(repo.printed), repo.printed
     loss = tmp_path / "reports" / "training" / "plots" / "metrics" / "train" / "loss.tsv"
     assert loss.read_text().splitlines()[0] == "step\tloss" and len(loss.read_text().split()) == 4
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from vae_mnist.config import Config
-from vae_mnist.fitting import batches, fit_vae
+from vae_mnist.errors import ConfigError
+from vae_mnist.fitting import EpochRecorder, batches, check_batch_size, fit_vae
 from vae_mnist.model import build_vae, inference_model, load_vae, save_vae
 from vae_mnist.quantities import HISTORY_COLUMNS
 
@@ -120,6 +121,24 @@ def test_history_has_every_column_per_epoch(tiny: Config, images: np.ndarray) ->
         assert row["val/neg_elbo"] == pytest.approx(row["val/reconstruction"] + row["val/kl"], 1e-5)
         assert all(np.isfinite(v) for v in row.values())
     assert trained.history[-1]["val/neg_elbo"] < trained.history[0]["val/neg_elbo"]
+
+
+def test_training_needs_one_full_batch_and_says_so_in_one_line(tiny: Config) -> None:
+    batch = tiny.train.batch_size
+    check_batch_size(tiny.train, batch)  # exactly one full batch is enough
+    with pytest.raises(ConfigError, match=f"train.batch_size = {batch} is larger than the "):
+        check_batch_size(tiny.train, batch - 1)
+
+
+def test_without_warmup_beta_is_one_and_the_loss_is_the_negative_elbo(
+    tiny: Config, images: np.ndarray
+) -> None:
+    assert [EpochRecorder(0).beta(epoch) for epoch in range(3)] == [1.0, 1.0, 1.0]
+    trained = fit_vae(override(tiny, {"train.epochs": 2}), images, images[:64], verbose=0)
+    assert [row["beta"] for row in trained.history] == [1.0, 1.0]
+    for row in trained.history:
+        elbo_terms = row["train/reconstruction"] + row["train/kl"]
+        assert row["train/loss"] == pytest.approx(elbo_terms, 1e-4)
 
 
 def test_kl_warmup_raises_beta_linearly(tiny: Config, images: np.ndarray) -> None:

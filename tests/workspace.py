@@ -83,8 +83,9 @@ class Repo:
                 raise AssertionError(f"dvc queue start failed:\n{output.read()}")
 
     def repro(self, *targets: str) -> list[str]:
-        """Run `dvc repro` and return the stages DVC reports it ran."""
+        """Run `dvc repro` and return the stages DVC reports it ran (its output: `printed`)."""
         result = self.run(str(BIN / "dvc"), "repro", *targets)
+        self.printed = result.stdout + result.stderr
         return re.findall(r"Running stage '([^']+)'", result.stdout)
 
     def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
