@@ -11,7 +11,14 @@ import pytest
 
 from vae_mnist.config import Config
 from vae_mnist.errors import ConfigError
-from vae_mnist.fitting import EpochRecorder, batches, check_batch_size, fit_vae
+from vae_mnist.fitting import (
+    EpochRecorder,
+    batches,
+    check_batch_size,
+    compile_vae,
+    fit_vae,
+    make_deterministic,
+)
 from vae_mnist.model import build_vae, inference_model, load_vae, save_vae
 from vae_mnist.quantities import HISTORY_COLUMNS
 
@@ -121,6 +128,18 @@ def test_history_has_every_column_per_epoch(tiny: Config, images: np.ndarray) ->
         assert row["val/neg_elbo"] == pytest.approx(row["val/reconstruction"] + row["val/kl"], 1e-5)
         assert all(np.isfinite(v) for v in row.values())
     assert trained.history[-1]["val/neg_elbo"] < trained.history[0]["val/neg_elbo"]
+
+
+@pytest.mark.parametrize("binarize", ["none", "dynamic"])
+def test_training_compiles_the_vae_that_params_describe(tiny: Config, binarize: str) -> None:
+    config = override(tiny, {"data.binarize": binarize})
+    compiled = compile_vae(config, steps_per_epoch=1)
+    assert compiled.dynamic_binarization == (binarize == "dynamic")
+    assert compiled.seed == config.seed
+    make_deterministic(config.seed)
+    built = build_vae(config.model, binarize == "dynamic", config.seed)
+    for ours, theirs in zip(compiled.get_weights(), built.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
 
 
 def test_training_needs_one_full_batch_and_says_so_in_one_line(tiny: Config) -> None:
