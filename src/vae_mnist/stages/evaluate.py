@@ -66,7 +66,9 @@ def evaluate(
             registry.share_with_training_run(train_run, test_metrics, out_dir / FIGURES_DIR)
             name = config.mlflow.registered_model_name
             if version := registry.registered_version(name, train_run):
-                registry.describe_test_results(name, version, test_metrics, train_run)
+                registry.describe_test_results(
+                    name, version, test_metrics, train_run, out_dir / FIGURES_DIR
+                )
                 registry.elect_champion(name, version, test_metrics[TEST_NEG_ELBO])
     return metrics
 

@@ -20,7 +20,6 @@ from vae_mnist.tracking import cards, names
 from vae_mnist.tracking.store import first_line, tracking_uri
 
 CONVERGE_ROUNDS = 20
-FIGURES = "figures"  # the training run's folder of the evaluate stage's figures
 # Tags that hold a measured quantity are named after it: `namespace.` + its one name.
 SCORE = TEST_NEG_ELBO  # model version tag: the score the champion rule compares
 LEGACY_SCORE = "test.neg_elbo"  # the same tag in stores written before quantities had one name
@@ -69,13 +68,14 @@ def logged_model(model_sha256: str) -> str | None:
 
 
 def describe_test_results(
-    model_name: str, version: str, metrics: dict[str, float], train_run: str
+    model_name: str, version: str, metrics: dict[str, float], train_run: str, figures_dir: Path
 ) -> None:
-    """Add the test results and the figures' place to the version's model card."""
+    """Add the test results and the figures' place (the training run's copy, which
+    share_with_training_run made) to the version's model card."""
     client = mlflow.MlflowClient()
     card = client.get_model_version(model_name, version).description or ""
     evaluate_run = mlflow.active_run().info.run_id
-    figures = f"runs:/{train_run}/{FIGURES}"
+    figures = f"runs:/{train_run}/{figures_dir.name}"
     client.update_model_version(
         model_name, version, cards.with_test_results(card, evaluate_run, metrics, figures)
     )
@@ -86,7 +86,7 @@ def share_with_training_run(run_id: str, metrics: dict[str, float], figures_dir:
     client = mlflow.MlflowClient()
     for name, value in metrics.items():
         client.log_metric(run_id, name, value)
-    client.log_artifacts(run_id, str(figures_dir), FIGURES)
+    client.log_artifacts(run_id, str(figures_dir), figures_dir.name)
 
 
 def registered_version(model_name: str, run_id: str) -> str | None:
