@@ -8,7 +8,6 @@ from pathlib import Path
 
 from vae_mnist.config import load_config
 from vae_mnist.errors import reports_errors
-from vae_mnist.stages.download import download
 
 
 @reports_errors
@@ -16,7 +15,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out_dir", type=Path, help="where the .gz files go (a DVC out)")
     args = parser.parse_args()
-    download(load_config(), args.out_dir)
+    config = load_config()  # a bad param fails at once, before the heavy imports below
+    from vae_mnist.stages.download import download
+
+    download(config, args.out_dir)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from vae_mnist.config import load_config
 from vae_mnist.errors import reports_errors
-from vae_mnist.stages.evaluate import evaluate
 
 
 @reports_errors
@@ -22,7 +21,10 @@ def main() -> None:
         "out_dir", type=Path, help="where metrics.json, per_digit.json and figures/ go"
     )
     args = parser.parse_args()
-    metrics = evaluate(load_config(), args.model, args.processed_dir, args.history, args.out_dir)
+    config = load_config()  # a bad param fails at once, before the heavy imports below
+    from vae_mnist.stages.evaluate import evaluate
+
+    metrics = evaluate(config, args.model, args.processed_dir, args.history, args.out_dir)
     test = metrics["test"]
     print(
         f"test -ELBO {test['neg_elbo']:.2f} nats, IWAE bound ({metrics['iwae_samples']} samples) "

@@ -5,7 +5,6 @@ from pathlib import Path
 
 from vae_mnist.config import load_config
 from vae_mnist.errors import reports_errors
-from vae_mnist.stages.preprocess import preprocess
 
 
 @reports_errors
@@ -14,7 +13,10 @@ def main() -> None:
     parser.add_argument("raw_dir", type=Path, help="the download stage's folder")
     parser.add_argument("out_dir", type=Path, help="where the arrays go (a DVC out)")
     args = parser.parse_args()
-    preprocess(load_config(), args.raw_dir, args.out_dir)
+    config = load_config()  # a bad param fails at once, before the heavy imports below
+    from vae_mnist.stages.preprocess import preprocess
+
+    preprocess(config, args.raw_dir, args.out_dir)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from vae_mnist.config import load_config
 from vae_mnist.errors import reports_errors
-from vae_mnist.stages.train import train
 
 
 @reports_errors
@@ -19,7 +18,10 @@ def main() -> None:
     parser.add_argument("model", type=Path, help="the .keras file to write (a DVC out)")
     parser.add_argument("history", type=Path, help="the DVCLive folder to write (DVC plots)")
     args = parser.parse_args()
-    train(load_config(), args.processed_dir, args.model, args.history)
+    config = load_config()  # a bad param fails at once, before the heavy imports below
+    from vae_mnist.stages.train import train
+
+    train(config, args.processed_dir, args.model, args.history)
 
 
 if __name__ == "__main__":

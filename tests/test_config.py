@@ -3,11 +3,25 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from vae_mnist.config import Config, load_config
+from vae_mnist.config import (
+    EVAL_MEMORY_LIMIT,
+    EVAL_ROWS,
+    Config,
+    ModelConfig,
+    eval_peak_bytes,
+    eval_row_bytes,
+    eval_rows,
+    load_config,
+)
+from vae_mnist.data.mnist import TRAIN_IMAGES
+from vae_mnist.data.raw import MNIST_FILES, SPLIT_FILES
 from vae_mnist.errors import ConfigError
 
-from .conftest import REPO
+from .conftest import REPO, override
 
 
 def write_params(tmp_path: Path, old: str, new: str) -> Path:
@@ -98,3 +112,192 @@ def test_broken_yaml_names_the_line(tmp_path: Path) -> None:
 
 def test_missing_file(tmp_path: Path) -> None:
     assert "no such file" in config_error(tmp_path / "params.yaml")
+
+
+# A key written twice: PyYAML alone keeps the last one without a word.
+def test_a_duplicated_key_names_its_dotted_path_and_both_lines(tmp_path: Path) -> None:
+    message = config_error(write_params(tmp_path, "  epochs: 12\n", "  epochs: 12\n  epochs: 3\n"))
+    lines = (tmp_path / "params.yaml").read_text().splitlines()
+    first = lines.index("  epochs: 12") + 1
+    assert message == (
+        f"{tmp_path / 'params.yaml'}: key 'train.epochs' is written twice, at line {first} (12) "
+        f"and line {first + 1} (3): each key is allowed once"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ("\nmlflow:", "\nseed: 7\nmlflow:", "'seed'"),  # top level
+        ("\nmlflow:", "\ntrain:\n  epochs: 1\nmlflow:", "'train'"),  # a whole section again
+        ("  latent_dim: 2\n", "  latent_dim: 2\n  'latent_dim': 3\n", "'model.latent_dim'"),
+    ],
+)
+def test_every_duplicated_key_is_refused(tmp_path: Path, old: str, new: str, key: str) -> None:
+    assert f"key {key} is written twice" in config_error(write_params(tmp_path, old, new))
+
+
+def test_a_name_used_in_two_sections_is_not_a_duplicate(tmp_path: Path) -> None:
+    message = config_error(write_params(tmp_path, "  epochs: 12\n", "  epochs: 12\n  seed: 1\n"))
+    assert "unknown key 'train.seed'" in message  # not `seed` written twice
+
+
+# The batch size against the training set data.val_size leaves.
+def test_the_training_count_agrees_with_the_file_table() -> None:
+    # the labels file: an 8-byte IDX header, then one byte per image
+    assert MNIST_FILES[SPLIT_FILES["train"][1]].size == 8 + TRAIN_IMAGES == 60_008
+
+
+def test_a_batch_larger_than_the_training_set_names_both_keys_and_the_limit(
+    tmp_path: Path,
+) -> None:
+    message = config_error(write_params(tmp_path, "batch_size: 128", "batch_size: 55001"))
+    assert message.endswith(
+        "train.batch_size = 55001 is not allowed: must be at most 55000, the training images "
+        "left when data.val_size = 5000 are held out of MNIST's 60000"
+    )
+
+
+def test_a_batch_of_the_whole_training_set_is_allowed(config: Config) -> None:
+    assert override(config, {"train.batch_size": 55_000}).train.batch_size == 55_000
+    assert override(config, {"data.val_size": 50_000, "train.batch_size": 10_000})
+    with pytest.raises(ValueError, match=r"train\.batch_size = 10001 .* data\.val_size = 50000"):
+        override(config, {"data.val_size": 50_000, "train.batch_size": 10_001})
+
+
+@pytest.mark.parametrize("val_size", [50_001, 59_999, 60_000, 60_001])
+def test_a_val_size_that_leaves_too_few_training_images_is_refused(
+    tmp_path: Path, val_size: int
+) -> None:
+    message = config_error(write_params(tmp_path, "val_size: 5000", f"val_size: {val_size}"))
+    assert f"data.val_size = {val_size} is not allowed" in message
+
+
+# Evaluation's memory against evaluate.iwae_samples.
+def test_evaluation_rows_stay_near_eval_rows_until_one_image_needs_more() -> None:
+    for k in (1, 2, 3, 100, 1000, 16_383, EVAL_ROWS):
+        assert EVAL_ROWS - k < eval_rows(k) <= EVAL_ROWS
+        assert eval_rows(k) % k == 0  # whole images
+    for k in (EVAL_ROWS + 1, 100_000):
+        assert eval_rows(k) == k  # one image per chunk
+
+
+def test_a_row_costs_its_widest_pair_of_activations(config: Config) -> None:
+    # Measured (CPU, maxrss against rows): 6.3 kB a row for the default model, that is logits
+    # and the tiled images (2 x 784 float32); 16.4 kB for hidden_units [2048, 2048].
+    assert eval_row_bytes(config.model) == 4 * (2 * 784 + 2 * 2)
+    wide = override(config, {"model.hidden_units": [2048, 2048]}).model
+    assert eval_row_bytes(wide) == 4 * (2048 + 2048 + 2 * 2)
+    assert eval_peak_bytes(100_000, config.model) < EVAL_MEMORY_LIMIT  # the default model's cap
+
+
+def test_iwae_samples_that_would_not_fit_in_memory_name_bytes_and_limit(tmp_path: Path) -> None:
+    path = write_params(tmp_path, "[512, 256, 128]", "[8192, 8192]")
+    path.write_text(path.read_text().replace("iwae_samples: 100", "iwae_samples: 70000"))
+    message = config_error(path)
+    need = 70_000 * 4 * (8192 + 8192 + 2 * 2)
+    assert message.endswith(
+        f"evaluate.iwae_samples = 70000 is not allowed: evaluation would hold about {need} bytes "
+        f"(4.3 GiB) at once with model.hidden_units [8192, 8192], over the limit of "
+        f"{EVAL_MEMORY_LIMIT} bytes (4 GiB); must be at most 65520 for this model"
+    )
+
+
+def test_the_largest_iwae_samples_the_message_offers_is_accepted(config: Config) -> None:
+    wide = {"model.hidden_units": [8192, 8192]}
+    assert override(config, {**wide, "evaluate.iwae_samples": 65_520})
+    assert eval_peak_bytes(65_520, override(config, wide).model) <= EVAL_MEMORY_LIMIT
+    with pytest.raises(ValueError, match="iwae_samples = 65521"):
+        override(config, {**wide, "evaluate.iwae_samples": 65_521})
+
+
+@given(
+    k=st.integers(1, 100_000),
+    latent=st.integers(1, 512),
+    hidden=st.lists(st.integers(1, 8192), min_size=1, max_size=4),
+)
+@settings(max_examples=100, derandomize=True, database=None, deadline=None)
+def test_a_config_is_accepted_exactly_when_its_evaluation_fits(
+    k: int, latent: int, hidden: list[int]
+) -> None:
+    tree = load_config(REPO / "params.yaml").model_dump()
+    tree["model"].update(latent_dim=latent, hidden_units=hidden)
+    tree["evaluate"]["iwae_samples"] = k
+    fits = eval_peak_bytes(k, ModelConfig(**tree["model"])) <= EVAL_MEMORY_LIMIT
+    try:
+        Config.model_validate(tree)
+    except ValidationError as error:
+        assert not fits and "evaluate.iwae_samples" in str(error)
+    else:
+        assert fits
+
+
+# Whatever the file holds, the outcome is a config or one line.
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"seed: \xff\n", "not UTF-8 text (byte 6)"),
+        (b"a: " + b"[" * 1000, "not valid YAML: nested too deeply"),
+        (b"seed: " + b"9" * 5000, "not valid YAML: Exceeds the limit"),
+        (b"1: 2\n", "key 1 is not allowed: keys must be names (strings)"),
+        (b'"a\\nb": 1\n', "unknown key 'a\\nb'"),
+        (b"", "expected a mapping of sections, got NoneType"),
+    ],
+)
+def test_odd_files_get_one_line(tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_bytes(content)
+    assert expected in config_error(path)
+
+
+def test_a_folder_in_place_of_the_file(tmp_path: Path) -> None:
+    assert "cannot be read" in config_error(tmp_path)
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_a_learning_rate_must_be_a_finite_number(tmp_path: Path, value: str) -> None:
+    message = config_error(
+        write_params(tmp_path, "learning_rate: 0.001", f"learning_rate: {value}")
+    )
+    assert "train.learning_rate = " in message and "is not allowed" in message
+
+
+PARAMS_LINES = (REPO / "params.yaml").read_text().splitlines(keepends=True)
+
+
+@st.composite
+def edited_params(draw: st.DrawFn) -> str:
+    """params.yaml with a few lines dropped, repeated, or with text put in or taken out."""
+    lines = list(PARAMS_LINES)
+    for _ in range(draw(st.integers(1, 3))):
+        i = draw(st.integers(0, len(lines) - 1))
+        action = draw(st.sampled_from(["drop", "repeat", "insert", "cut"]))
+        if action == "drop":
+            del lines[i]
+        elif action == "repeat":
+            lines.insert(i, lines[i])
+        elif action == "insert":
+            at = draw(st.integers(0, len(lines[i])))
+            lines[i] = lines[i][:at] + draw(st.text(max_size=8)) + lines[i][at:]
+        else:
+            at = draw(st.integers(0, len(lines[i])))
+            lines[i] = lines[i][:at] + lines[i][at + draw(st.integers(1, 6)) :]
+    return "".join(lines)
+
+
+@given(text=st.one_of(edited_params(), st.text(max_size=200)))
+@settings(
+    max_examples=150,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+def test_any_text_is_a_config_or_one_line_naming_the_file(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    try:
+        load_config(path)
+    except ConfigError as error:
+        message = str(error)
+        assert message.startswith(f"{path}: ") and message.isprintable()

@@ -7,19 +7,32 @@ ranges but no defaults, so a value missing from the file is an error rather than
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
+from vae_mnist.data.mnist import PIXELS, TRAIN_IMAGES
 from vae_mnist.errors import ConfigError
 
 PARAMS_FILE = Path("params.yaml")
 
+# Evaluation (metrics.per_image_terms) decodes k samples of every test image in chunks of about
+# EVAL_ROWS decoder rows (images x samples): one image per chunk once k is larger. Its working
+# memory is that many rows times the widest pair of adjacent float32 activations they pass
+# through, and is refused above EVAL_MEMORY_LIMIT whatever the machine, so that params.yaml is
+# valid on every machine or on none. Measured on the CPU: 6.3 kB a row for the default model
+# (logits and the tiled images, 2 x 784 floats), 16.4 kB for hidden_units [2048, 2048].
+EVAL_ROWS = 16_384
+EVAL_MEMORY_LIMIT = 4 * 2**30  # on top of TensorFlow's own ~0.75 GiB: a laptop or CI runner
+FLOAT_BYTES = 4
+
 Int = StrictInt  # YAML `true` or `12.5` for an integer is a mistake, not something to round.
-Float = Annotated[float, Field(strict=True)]  # accepts ints too; rejects strings and booleans
+Float = Annotated[float, Field(strict=True, allow_inf_nan=False)]  # ints too; no str, bool, nan
 
 
 class _Section(BaseModel):
@@ -41,7 +54,8 @@ class ModelConfig(_Section):
 
 class TrainConfig(_Section):
     epochs: Annotated[Int, Field(ge=1, le=10_000)]
-    batch_size: Annotated[Int, Field(ge=1, le=10_000)]
+    batch_size: Annotated[Int, Field(ge=1, le=TRAIN_IMAGES)]
+    """At most the training images data.val_size leaves (Config checks): full batches only."""
     learning_rate: Annotated[Float, Field(gt=0, le=1)]
     lr_schedule: Literal["constant", "cosine", "exponential"]
     """cosine: to 0 over all epochs; exponential: times lr_decay_rate per epoch."""
@@ -69,9 +83,54 @@ class Config(_Section):
     evaluate: EvaluateConfig
     mlflow: MlflowConfig
 
+    @model_validator(mode="after")
+    def _fits(self) -> Config:
+        """Limits that involve two keys, or a key and what the stage does with it."""
+        train_images = TRAIN_IMAGES - self.data.val_size
+        if self.train.batch_size > train_images:
+            raise _limit(
+                f"train.batch_size = {self.train.batch_size} is not allowed: must be at most "
+                f"{train_images}, the training images left when data.val_size = "
+                f"{self.data.val_size} are held out of MNIST's {TRAIN_IMAGES}"
+            )
+        k = self.evaluate.iwae_samples
+        need = eval_peak_bytes(k, self.model)
+        if need > EVAL_MEMORY_LIMIT:
+            fit = EVAL_MEMORY_LIMIT // eval_row_bytes(self.model)
+            raise _limit(
+                f"evaluate.iwae_samples = {k} is not allowed: evaluation would hold about "
+                f"{need} bytes ({need / 2**30:.1f} GiB) at once with model.hidden_units "
+                f"{list(self.model.hidden_units)}, over the limit of {EVAL_MEMORY_LIMIT} bytes "
+                f"({EVAL_MEMORY_LIMIT / 2**30:.0f} GiB); must be at most {fit} for this model"
+            )
+        return self
+
     def flat(self) -> dict[str, Any]:
         """Dotted keys (`model.latent_dim`) as MLflow params and DVC's `-S` name them."""
         return _flatten(self.model_dump())
+
+
+def eval_rows(k: int) -> int:
+    """Decoder rows (images x samples) per chunk of metrics.per_image_terms at k samples an image:
+    as many whole images as fit in EVAL_ROWS, at least one."""
+    return k * max(1, EVAL_ROWS // k)
+
+
+def eval_row_bytes(model: ModelConfig) -> int:
+    """Peak bytes per decoder row: the widest pair of adjacent activations, z -> hidden layers ->
+    logits, then the logits beside the images tiled to match, plus the latent sample and noise."""
+    widths = (model.latent_dim, *reversed(model.hidden_units), PIXELS, PIXELS)
+    widest = max(a + b for a, b in itertools.pairwise(widths))
+    return FLOAT_BYTES * (widest + 2 * model.latent_dim)
+
+
+def eval_peak_bytes(k: int, model: ModelConfig) -> int:
+    """Estimated peak working memory of evaluating `model` with k importance samples an image."""
+    return eval_rows(k) * eval_row_bytes(model)
+
+
+def _limit(message: str) -> PydanticCustomError:
+    return PydanticCustomError("config_limit", "{message}", {"message": message})
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -103,14 +162,27 @@ _Loader.add_implicit_resolver(
 def load_config(path: Path = PARAMS_FILE) -> Config:
     """Read and validate params.yaml; every problem becomes one ConfigError line."""
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file (run from the repository root)") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read ({error.strerror or error})") from None
+    try:
+        raw = _parse(text, path)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        lines = text.splitlines()
+        if mark and mark.line < len(lines) and lines[mark.line].strip():
+            where += f" ({lines[mark.line].strip()[:80]!r})"  # the line as written: key, value
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+        raise ConfigError(_one_line(f"{path}: not valid YAML{where}: {problem}")) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
+    except ValueError as error:  # a scalar PyYAML cannot convert: a 5000-digit int, 2024-13-01
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
     try:
@@ -119,13 +191,71 @@ def load_config(path: Path = PARAMS_FILE) -> Config:
         raise ConfigError(_describe(path, error)) from None
 
 
+def _parse(text: str, path: Path) -> Any:
+    """The YAML document, refusing a key written twice in one mapping (PyYAML keeps the last)."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_duplicate_keys(node, path)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _refuse_duplicate_keys(root: yaml.Node, path: Path) -> None:
+    seen_nodes: set[int] = set()  # an alias repeats a node, and may contain itself
+    pending: list[tuple[yaml.Node, str]] = [(root, "")]
+    while pending:
+        node, where = pending.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            pending += [(item, f"{where}[{i}]") for i, item in enumerate(node.value)]
+        if not isinstance(node, yaml.MappingNode):
+            continue
+        first: dict[tuple[str, str], tuple[yaml.Node, yaml.Node]] = {}
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            name = f"{where}.{key.value}" if where else key.value
+            if (key.tag, key.value) in first:
+                earlier, earlier_value = first[key.tag, key.value]
+                raise ConfigError(
+                    f"{path}: key '{_one_line(name)}' is written twice, at line "
+                    f"{earlier.start_mark.line + 1} ({_shown(earlier_value)}) and line "
+                    f"{key.start_mark.line + 1} ({_shown(value)}): each key is allowed once"
+                )
+            first[key.tag, key.value] = (key, value)
+            pending.append((value, name))
+
+
+def _shown(node: yaml.Node) -> str:
+    """A value as written, on one line: a scalar itself (quoted if it was), a collection by its
+    kind."""
+    if not isinstance(node, yaml.ScalarNode):
+        return "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
+    text = " ".join(node.value.split())
+    text = text if len(text) <= 40 else f"{text[:40]}..."
+    return repr(text) if node.style or not text else _one_line(text)
+
+
 def _describe(path: Path, error: ValidationError) -> str:
     # A typo shows up as an unknown key *and* a missing one: name the typo, with its fix.
-    problems = sorted(error.errors(include_url=False), key=lambda p: p["type"] != "extra_forbidden")
+    unknown = ("extra_forbidden", "invalid_key")
+    problems = sorted(error.errors(include_url=False), key=lambda p: p["type"] not in unknown)
     first = problems[0]
     loc = tuple(str(part) for part in first["loc"] if isinstance(part, str))
     key = ".".join(loc) + "".join(f"[{part}]" for part in first["loc"] if isinstance(part, int))
-    if first["type"] == "extra_forbidden":
+    if first["type"] == "config_limit":
+        message = first["msg"]
+    elif first["type"] == "invalid_key":  # `1: 2`, `null: 3`: YAML keys that are not names
+        parent = ".".join(str(part) for part in first["loc"][:-1])
+        message = f"key {first['input']!r}{f' in {parent}' if parent else ''} is not allowed: "
+        message += "keys must be names (strings)"
+    elif first["type"] == "extra_forbidden":
         message = f"unknown key '{key}'{_suggestion(loc)}"
     elif first["type"] == "missing":
         message = f"missing key '{key}'"
@@ -133,7 +263,13 @@ def _describe(path: Path, error: ValidationError) -> str:
         allowed = first["msg"].replace("Input should be ", "must be ", 1)
         message = f"{key} = {first['input']!r} is not allowed: {allowed}"
     more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-    return f"{path}: {message}{more}"
+    return _one_line(f"{path}: {message}{more}")
+
+
+def _one_line(text: str) -> str:
+    """A message as one line whatever the file held: a key or value with a newline in it is
+    shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _suggestion(loc: tuple[str, ...]) -> str:

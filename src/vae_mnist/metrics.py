@@ -4,8 +4,9 @@ Arrays in, arrays and numbers out: no files, no MLflow (stages/evaluate.py write
 
 Every image gets k latent samples; one set of samples gives both the reconstruction term of the
 ELBO (averaged over the k samples) and the importance-weighted bound, so the two are comparable
-image by image. Work is done in batches of about EVAL_ROWS decoder rows, whatever k is, so memory
-stays bounded; no Python loop runs over images or samples.
+image by image. Work is done in batches of about EVAL_ROWS decoder rows, whatever k is (one image
+per batch once k is larger), so memory stays bounded; no Python loop runs over images or samples.
+config.eval_peak_bytes estimates that memory, and params.yaml is refused where it is too much.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from vae_mnist.config import eval_rows
 from vae_mnist.data.binarization import binarize
 from vae_mnist.data.mnist import NUM_CLASSES, PIXELS
 from vae_mnist.model import VAE
@@ -28,7 +30,6 @@ from vae_mnist.objectives import (
     reconstruction_nats,
 )
 
-EVAL_ROWS = 16_384  # decoder rows (images x samples) per compiled call
 NATS = ("reconstruction", "kl", "neg_elbo", "neg_iwae")  # the per-image terms, in nats
 ACTIVE_UNIT_THRESHOLD = 0.01  # Cov_x(E[z|x]) above this: the dimension is in use (Burda et al.)
 
@@ -37,7 +38,7 @@ def per_image_terms(vae: VAE, images: np.ndarray, k: int, seed: int) -> dict[str
     """reconstruction, kl, neg_elbo, neg_iwae (each (N,), nats), z_mean (N, latent), and mse
     (N,): the per-pixel squared error of the reconstruction at z_mean, the registered model's
     output, so that a served model can be checked against this stage's number."""
-    batch = max(1, min(len(images), EVAL_ROWS // k))
+    batch = max(1, min(len(images), eval_rows(k) // k))  # about EVAL_ROWS decoder rows a call
     latent = vae.encoder.outputs[0].shape[-1]
     noise = keras.random.SeedGenerator(seed)
 

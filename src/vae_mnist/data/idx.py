@@ -9,6 +9,7 @@ error three stages later.
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -45,7 +46,9 @@ def parse_idx(content: bytes, source: str) -> np.ndarray:
         raise DataError(f"{source}: truncated IDX header ({len(content)} of {header_size} bytes)")
     shape = struct.unpack(f">{ndim}I", content[4:header_size])
     dtype = _IDX_DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    # Exact: an int64 product wraps (4 sizes of 65536 make 2**64, i.e. 0) and a forged header
+    # would pass the size check, then fail to reshape.
+    expected = math.prod(shape) * dtype.itemsize
     found = len(content) - header_size
     if found != expected:
         state = "truncated" if found < expected else "has trailing bytes"

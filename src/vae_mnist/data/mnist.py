@@ -7,3 +7,4 @@ them reruns when the file table or the IDX reader changes.
 IMAGE_SHAPE = (28, 28)
 PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 NUM_CLASSES = 10
+TRAIN_IMAGES = 60_000  # MNIST's training set, which data.val_size is held out of
