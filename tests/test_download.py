@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import socket
+import struct
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,12 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from vae_mnist.data.mirrors import (
-    PUBLIC_MIRRORS,
-    Policy,
-    fetch,
-    mirrors_from_env,
-)
+from vae_mnist.data.mirrors import Policy, fetch
 from vae_mnist.data.raw import MnistFile
 from vae_mnist.errors import DownloadError
 
@@ -41,6 +39,8 @@ class Mirror(ThreadingHTTPServer):
             "good": gzip.compress(CONTENT, mtime=0),
             "corrupt": gzip.compress(CONTENT[::-1], mtime=0),
             "huge": gzip.compress(bytes(4 << 20), mtime=0)[:10] + bytes(2 << 20),
+            "html": b"<!DOCTYPE html>\n<html><body>Please sign in</body></html>\n",
+            "short": gzip.compress(CONTENT, mtime=0)[:-5],  # its Content-Length says so
         }
         self.flaky_failures = 2
 
@@ -65,6 +65,9 @@ class Handler(BaseHTTPRequestHandler):
         ):
             self.send_error(503)
             return
+        if mirror in ("reset", "liar"):
+            self.send_good_body_cut_short(reset=mirror == "reset")
+            return
         if mirror == "flaky":
             mirror = "good"
         body = self.server.bodies.get(mirror)
@@ -76,6 +79,20 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def send_good_body_cut_short(self, reset: bool) -> None:
+        """Announce the whole good file, send part of it, then reset the connection (RST) or
+        close it (FIN) as if that were all."""
+        body = self.server.bodies["good"]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2] if reset else body[:-5])
+        if reset:
+            time.sleep(0.1)  # the client reads the headers: the reset comes mid-body
+            linger_zero = struct.pack("ii", 1, 0)  # close() then sends RST, not FIN
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_zero)
+            self.connection.close()
 
 
 @pytest.fixture
@@ -113,6 +130,49 @@ def test_falls_through_corrupt_and_hanging_mirrors_to_a_good_one(
     warnings = capsys.readouterr().err
     assert f"corrupt/{NAME}: decompressed content has sha256" in warnings
     assert "timed out" in warnings
+
+
+GOOD_SIZE = len(gzip.compress(CONTENT, mtime=0))
+# Each faulty mirror: what the reason says, and how many attempts it gets (a fault that may pass
+# is retried; a bad file is not).
+FAULTS = {
+    "html": ("not a gzip file (an HTML page: an error or login page?)", 1),
+    "reset": ("connection reset", FAST.attempts),  # in the body or, on a slow day, the headers
+    "short": ("not a valid gzip file (Compressed file ended before", 1),
+    "liar": (f"connection closed before all {GOOD_SIZE} bytes arrived", FAST.attempts),
+    "hang": (f"timed out: nothing received for {FAST.read_timeout:g} s", FAST.attempts),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_each_fault_is_detected_and_the_next_mirror_gives_the_verified_file(
+    fault: str,
+    server: Mirror,
+    session: requests.Session,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    reason, attempts = FAULTS[fault]
+    fetched = fetch(SPEC, (server.url(fault), server.url("good")), tmp_path, session, FAST)
+    assert fetched.source == server.url("good") + NAME
+    assert (tmp_path / NAME).read_bytes() == server.bodies["good"]
+    assert names_in(tmp_path) == [NAME]  # the faulty copy left nothing behind
+    assert server.hits[fault] == attempts
+    assert f"warning: {NAME} from {server.url(fault)}{NAME}: {reason}" in capsys.readouterr().err
+
+
+def test_when_no_mirror_is_good_one_error_names_the_file_and_each_reason(
+    server: Mirror, session: requests.Session, tmp_path: Path
+) -> None:
+    mirrors = tuple(server.url(fault) for fault in FAULTS)
+    with pytest.raises(DownloadError) as caught:
+        fetch(SPEC, mirrors, tmp_path, session, FAST)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{NAME}: no mirror gave a good copy: ")
+    for fault, (reason, _) in FAULTS.items():
+        assert f"{server.url(fault)}{NAME}: {reason}" in message
+    assert names_in(tmp_path) == []
 
 
 def test_retries_a_transient_error_with_backoff(
@@ -184,16 +244,3 @@ def test_truncated_gzip_is_rejected(session: requests.Session, tmp_path: Path) -
     with pytest.raises(DownloadError, match="not a valid gzip file"):
         fetch(SPEC, (str(mirror),), out, session, FAST)
     assert names_in(out) == []
-
-
-def test_mirror_override_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("MNIST_MIRROR", raising=False)
-    assert mirrors_from_env() == PUBLIC_MIRRORS
-    assert all(m.startswith("https://") for m in PUBLIC_MIRRORS)
-    monkeypatch.setenv("MNIST_MIRROR", str(tmp_path))
-    assert mirrors_from_env() == (str(tmp_path),)
-    monkeypatch.setenv("MNIST_MIRROR", "https://example.org/mnist/")
-    assert mirrors_from_env() == ("https://example.org/mnist/",)
-    monkeypatch.setenv("MNIST_MIRROR", "/nonexistent")
-    with pytest.raises(DownloadError, match="MNIST_MIRROR=/nonexistent: no such directory"):
-        mirrors_from_env()

@@ -1,5 +1,6 @@
 """Writing and reading .keras files: save_vae makes the folders it needs and, when Keras fails,
-reports Keras' own error and leaves nothing behind; load_vae runs no code from the file."""
+reports Keras' own error and leaves nothing behind; load_vae runs no code from the file (it
+refuses one in one line)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from vae_mnist.config import Config
+from vae_mnist.errors import DataError
 from vae_mnist.model import VAE, build_vae, load_vae, save_vae
 
 from .conftest import override
@@ -44,5 +46,5 @@ def test_a_failed_keras_save_raises_its_own_error_and_leaves_nothing(
 def test_load_vae_refuses_a_file_holding_python_code(tmp_path: Path) -> None:
     x = keras.Input((3,), name="x")
     keras.Model(x, keras.layers.Lambda(lambda t: t * 2.0)(x)).save(tmp_path / "lambda.keras")
-    with pytest.raises(ValueError, match="`Lambda` layer whose `function` is a Python lambda"):
+    with pytest.raises(DataError, match="`Lambda` layer whose `function` is a Python lambda"):
         load_vae(tmp_path / "lambda.keras")

@@ -6,12 +6,19 @@ fix, not a traceback; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
 import functools
+import signal
 import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import NoReturn, TypeVar
 
 T = TypeVar("T")
+
+
+# What to do about an out that changed after its stage wrote it (edited, truncated, corrupted).
+RESTORE_HINT = "`dvc status` shows it modified; `dvc checkout --force` restores the last good copy"
 
 
 class VaeMnistError(Exception):
@@ -42,22 +49,52 @@ class StackError(VaeMnistError):
     """The local team stack cannot start or stop: a port taken, a binary missing, a service down."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs: staging
+    folders removed, the MLflow run ended KILLED (Python's default for SIGTERM is to die on the
+    spot, leaving both behind)."""
+
+
+# Failures of the machine rather than of the code: a full disk, a read-only or forbidden folder.
+# Each is one line naming the file; any other OSError is a bug and keeps its traceback.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
 def fail(error: VaeMnistError) -> NoReturn:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(error.exit_code)
 
 
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def environment_error(error: OSError) -> VaeMnistError | None:
+    """The one-line form of an OSError that the machine caused, or None for any other."""
+    if error.errno not in ENVIRONMENT_ERRNOS:
+        return None
+    where = f"{error.filename}: " if error.filename else ""
+    return VaeMnistError(f"{where}{error.strerror or error}")
+
+
 def reports_errors(main: Callable[..., T]) -> Callable[..., T]:
-    """Turn a stage's expected failures into one line on stderr and a non-zero exit."""
+    """Turn a stage's expected failures into one line on stderr and a non-zero exit; SIGINT and
+    SIGTERM end it cleanly with the shell's exit codes (130, 143)."""
 
     @functools.wraps(main)
     def wrapper(*args: object, **kwargs: object) -> T:
+        signal.signal(signal.SIGTERM, _terminate)
         try:
             return main(*args, **kwargs)
         except VaeMnistError as error:
             fail(error)
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            sys.exit(130)
+        except OSError as error:
+            if (known := environment_error(error)) is None:
+                raise
+            fail(known)
+        except KeyboardInterrupt as interrupt:
+            signum = signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT
+            print(f"interrupted ({signum.name})", file=sys.stderr)
+            sys.exit(128 + signum)
 
     return wrapper

@@ -18,6 +18,7 @@ from keras import ops
 
 from vae_mnist.config import ModelConfig
 from vae_mnist.data.mnist import IMAGE_SHAPE, PIXELS
+from vae_mnist.errors import RESTORE_HINT, DataError
 from vae_mnist.objectives import kl_nats, reconstruction_nats
 from vae_mnist.outputs import atomic_file
 
@@ -204,5 +205,16 @@ def _renumber_shared_ids(config: Any, ids: dict[int, int] | None = None) -> Any:
 
 
 def load_vae(path: Path) -> VAE:
-    """Load a model written by `save_vae`, in Keras' safe mode (no arbitrary code)."""
-    return keras.saving.load_model(path, safe_mode=True)
+    """Load a model written by `save_vae`, in Keras' safe mode (no arbitrary code).
+
+    A changed byte fails the zip's CRC-32 check, a truncated file fails to open: either way the
+    stage that reads the file stops with one line naming it (Keras calls a truncated file "not
+    found").
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (run `dvc repro train`)")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except (ValueError, OSError, zipfile.BadZipFile, KeyError, EOFError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"{path}: not a loadable .keras model ({reason}); {RESTORE_HINT}") from None

@@ -2,28 +2,34 @@
 
 A file counts as downloaded only when its decompressed content has the known sha256: any honest
 mirror passes whatever gzip it used, and nothing unverified ever gets a real name in the output.
+A mirror is only ever shown or logged through `redact`, so credentials in its URL stay private.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import ipaddress
 import os
+import re
 import shutil
 import sys
 import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
 import requests
 from tqdm import tqdm
 
 from vae_mnist.data.raw import MNIST_FILES, MnistFile
 from vae_mnist.errors import DownloadError
+from vae_mnist.urls import URL_START, redact
 
 MIRROR_ENV = "MNIST_MIRROR"
+ALLOW_HTTP_ENV = "MNIST_MIRROR_ALLOW_HTTP"  # set to 1 to accept plain http to another machine
+SUPPORTED = "a directory, file://, https://, or http:// to this machine"
 PUBLIC_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -45,7 +51,7 @@ class Policy:
 @dataclass(frozen=True)
 class Fetched:
     name: str
-    source: str
+    source: str  # credentials removed: safe to show and log
     size: int  # bytes of the .gz as received
     sha256: str  # of the decompressed content
 
@@ -59,21 +65,60 @@ class _Rejected(Exception):
 
 
 def mirrors_from_env() -> tuple[str, ...]:
-    """MNIST_MIRROR (a directory or an http(s) URL) replaces the public mirrors when set."""
+    """MNIST_MIRROR (a directory, or a URL as SUPPORTED says) replaces the public mirrors when set.
+
+    Checked before anything runs, so that a bad value costs one line naming it, not a failed stage.
+    """
     override = os.environ.get(MIRROR_ENV, "").strip()
     if not override:
         return PUBLIC_MIRRORS
-    if override.startswith(("http://", "https://")):
-        if not urlparse(override).netloc:
-            raise DownloadError(f"{MIRROR_ENV}={override}: not a valid http(s) URL")
-        return (override,)
-    path = Path(override.removeprefix("file://")).expanduser()
+    shown = f"{MIRROR_ENV}={redact(override)}"
+    start = URL_START.match(override)
+    scheme = start["scheme"].lower() if start else "file"
+    if scheme in ("http", "https"):
+        return (_checked_url(override, shown),)
+    if scheme != "file":
+        raise DownloadError(f"{shown}: unsupported scheme {scheme}:// (use {SUPPORTED})")
+    path = Path(override[len("file://") :] if start else override).expanduser()
+    if path.exists() and not path.is_dir():
+        raise DownloadError(
+            f"{shown}: a file, not a directory "
+            "(set it to the folder that holds the four MNIST .gz files)"
+        )
     if not path.is_dir():
         raise DownloadError(
-            f"{MIRROR_ENV}={override}: no such directory "
+            f"{shown}: no such directory "
             "(set it to a folder holding the four MNIST .gz files, or to an http(s) URL)"
         )
     return (str(path.resolve()),)
+
+
+def _checked_url(url: str, shown: str) -> str:
+    """Plain http to another machine is refused: the traffic, credentials included, is open to
+    anyone on the way (the digest still catches tampering, but not eavesdropping)."""
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port  # .port raises on a port that is not a number
+    except ValueError:
+        host = None
+    if not host:
+        raise DownloadError(f"{shown}: not a valid http(s) URL")
+    allowed = os.environ.get(ALLOW_HTTP_ENV) == "1"
+    if parts.scheme == "http" and not _is_loopback(host) and not allowed:
+        raise DownloadError(
+            f"{shown}: plain http to {host} is unencrypted; use https, "
+            f"or set {ALLOW_HTTP_ENV}=1 to allow it"
+        )
+    return parts.scheme + url[len(parts.scheme) :]  # HTTPS:// too, as the rest expects
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def download_all(
@@ -96,6 +141,7 @@ def fetch(
     failures = []
     for mirror in mirrors:
         source = _join(mirror, spec.name)
+        shown = redact(source)
         try:
             size = _transfer(source, partial, session, policy)
             actual = _content_sha256(partial, spec)
@@ -106,11 +152,11 @@ def fetch(
                 )
         except _Rejected as error:
             partial.unlink(missing_ok=True)
-            failures.append(f"{source}: {error}")
-            print(f"warning: {spec.name} from {source}: {error}", file=sys.stderr)
+            failures.append(f"{shown}: {error}")
+            print(f"warning: {spec.name} from {shown}: {error}", file=sys.stderr)
             continue
         partial.rename(out_dir / spec.name)
-        return Fetched(spec.name, source, size, actual)
+        return Fetched(spec.name, shown, size, actual)
     raise DownloadError(f"{spec.name}: no mirror gave a good copy: " + "; ".join(failures))
 
 
@@ -137,12 +183,13 @@ def _transfer(source: str, dest: Path, session: requests.Session, policy: Policy
             if attempt == policy.attempts:
                 raise _Rejected(f"{error} ({attempt} attempts)") from None
             delay = policy.backoff * 2 ** (attempt - 1)
-            print(f"warning: {source}: {error}; retrying in {delay:g} s", file=sys.stderr)
+            print(f"warning: {redact(source)}: {error}; retrying in {delay:g} s", file=sys.stderr)
             time.sleep(delay)
     raise AssertionError("unreachable")
 
 
 def _http_get(url: str, dest: Path, session: requests.Session, policy: Policy) -> int:
+    announced = 0
     try:
         with session.get(
             url, stream=True, timeout=(policy.connect_timeout, policy.read_timeout)
@@ -173,23 +220,37 @@ def _http_get(url: str, dest: Path, session: requests.Session, policy: Policy) -
                     out.write(chunk)
                     progress.update(len(chunk))
             return size
+    except requests.exceptions.ChunkedEncodingError as error:
+        # urllib3 raises it when the body stops short of its Content-Length (or of its last
+        # chunk): the connection was reset or closed mid-file, which may not happen again.
+        how = "reset" if "reset" in str(error).lower() else "closed"
+        promised = f"all {announced} bytes" if announced else "the end of the file"
+        raise _Retryable(f"connection {how} before {promised} arrived") from None
     except (requests.ConnectionError, requests.Timeout) as error:
         # requests wraps read timeouts in ConnectionError while streaming the body.
-        raise _Retryable(_reason(error)) from None
+        raise _Retryable(_reason(error, policy)) from None
     except requests.RequestException as error:
-        raise _Rejected(_reason(error)) from None
+        raise _Rejected(type(error).__name__) from None
 
 
-def _reason(error: Exception) -> str:
+def _reason(error: Exception, policy: Policy) -> str:
+    """A fixed phrase, never the exception's text: that may quote the URL."""
+    if isinstance(error, requests.ConnectTimeout):
+        return f"timed out connecting ({policy.connect_timeout:g} s)"
     if isinstance(error, requests.Timeout) or "timed out" in str(error).lower():
-        return "timed out"
-    if isinstance(error, requests.ConnectionError):
-        return "connection failed"
-    return type(error).__name__
+        return f"timed out: nothing received for {policy.read_timeout:g} s"
+    for what in ("refused", "reset"):
+        if what in str(error).lower():
+            return f"connection {what}"
+    return "connection failed"
 
 
 def _content_sha256(path: Path, spec: MnistFile) -> str:
     """sha256 of the decompressed content, inflating at most one chunk past the known size."""
+    with path.open("rb") as raw:
+        head = raw.read(64)
+    if not head.startswith(b"\x1f\x8b"):
+        raise _Rejected(f"not a gzip file ({_looks_like(head)})")
     digest = hashlib.sha256()
     inflated = 0
     try:
@@ -202,3 +263,12 @@ def _content_sha256(path: Path, spec: MnistFile) -> str:
     except (OSError, EOFError, zlib.error) as error:
         raise _Rejected(f"not a valid gzip file ({error})") from None
     return digest.hexdigest()
+
+
+def _looks_like(head: bytes) -> str:
+    """What a mirror sent instead of a gzip: an HTML page is a login or error page sent as 200."""
+    if not head:
+        return "empty"
+    if re.search(rb"<(!doctype )?html", head, re.IGNORECASE):
+        return "an HTML page: an error or login page?"
+    return f"starts with {head[:8]!r}"

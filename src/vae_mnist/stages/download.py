@@ -10,12 +10,17 @@ from vae_mnist.config import Config
 from vae_mnist.data.mirrors import Fetched, Policy, download_all, mirrors_from_env
 from vae_mnist.outputs import atomic_directory
 from vae_mnist.tracking.runs import stage_run
+from vae_mnist.urls import redact
 
 
 def download(config: Config, out_dir: Path, policy: Policy = Policy()) -> list[Fetched]:
-    """`out_dir` ends up holding the four verified files, or is untouched."""
+    """`out_dir` ends up holding the four verified files, or is untouched.
+
+    Mirrors and sources are logged redacted: a URL's credentials must not reach the MLflow store.
+    """
     mirrors = mirrors_from_env()
-    with stage_run("download", config.mlflow.experiment_name, {"mirrors": " ".join(mirrors)}):
+    shown = " ".join(redact(mirror) for mirror in mirrors)
+    with stage_run("download", config.mlflow.experiment_name, {"mirrors": shown}):
         with atomic_directory(out_dir) as staging:
             fetched = download_all(staging, mirrors, policy)
         for item in fetched:

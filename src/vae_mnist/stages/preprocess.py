@@ -8,10 +8,10 @@ from typing import Any
 import mlflow
 
 from vae_mnist.config import Config
-from vae_mnist.data.arrays import STATS_FILE, save_split, split_files
+from vae_mnist.data.arrays import STATS_FILE, save_dataset, split_files
 from vae_mnist.data.idx import read_split
 from vae_mnist.data.splits import build_splits, stats
-from vae_mnist.outputs import atomic_directory, json_text
+from vae_mnist.outputs import atomic_directory
 from vae_mnist.quantities import metric
 from vae_mnist.tracking.runs import log_dataset, stage_run
 
@@ -23,11 +23,8 @@ def preprocess(config: Config, raw_dir: Path, out_dir: Path) -> dict[str, Any]:
     params = {key: config.flat()[key] for key in PARAMS}
     with stage_run("preprocess", config.mlflow.experiment_name, params):
         splits = build_splits(config, read_split(raw_dir, "train"), read_split(raw_dir, "test"))
-        recorded = stats(config, splits)
         with atomic_directory(out_dir) as staging:
-            for name, (images, labels) in splits.items():
-                save_split(staging, name, images, labels)
-            (staging / STATS_FILE).write_text(json_text(recorded), encoding="utf-8")
+            recorded = save_dataset(staging, splits, stats(config, splits))
         for name, (images, labels) in splits.items():
             info = recorded["splits"][name]
             mlflow.log_metrics(

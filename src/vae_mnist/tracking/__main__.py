@@ -11,6 +11,7 @@ from vae_mnist.errors import reports_errors
 from vae_mnist.tracking.names import CHAMPION
 from vae_mnist.tracking.serving import serve_command
 from vae_mnist.tracking.store import UI_URL_SUFFIX, experiment_id, store
+from vae_mnist.urls import redact
 
 
 @reports_errors
@@ -41,12 +42,14 @@ def main(argv: list[str] | None = None) -> None:
         os.execvpe(command[0], command, env)
     exp_id = experiment_id(config.mlflow.experiment_name)
     url = f"http://127.0.0.1:{args.port}/#/experiments/{exp_id}{UI_URL_SUFFIX}"
-    print(f"MLflow UI for {uri}\n  open {url}", flush=True)
-    command = ["mlflow", "server", "--host", "127.0.0.1", "--port", str(args.port)]
+    print(f"MLflow UI for {redact(uri)}\n  open {url}", flush=True)
+    # the environment's own mlflow, whether or not its bin/ is on PATH
+    mlflow_bin = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    command = [mlflow_bin, "server", "--host", "127.0.0.1", "--port", str(args.port)]
     command += ["--backend-store-uri", uri]
     if artifacts:
         command += ["--default-artifact-root", artifacts]
-    os.execvp(command[0], command)
+    os.execv(command[0], command)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from vae_mnist import champion
 from vae_mnist.errors import TrackingError
 from vae_mnist.quantities import TEST_NEG_ELBO
 from vae_mnist.tracking import cards, names
-from vae_mnist.tracking.store import first_line, tracking_uri
+from vae_mnist.tracking.store import first_line, shown_uri
 
 CONVERGE_ROUNDS = 20
 # Tags that hold a measured quantity are named after it: `namespace.` + its one name.
@@ -43,7 +43,7 @@ def training_run(model_sha256: str) -> str | None:
     )
     if not found:
         print(
-            f"note: no training run in {tracking_uri()} has {names.MODEL_DIGEST} "
+            f"note: no training run in {shown_uri()} has {names.MODEL_DIGEST} "
             f"{model_sha256[:12]}; this evaluate run stands alone (no test metrics on a "
             "training run, no champion)"
         )
@@ -165,7 +165,7 @@ def converge(client: mlflow.MlflowClient, model_name: str) -> str:
             # writes both insert it, and one fails on the duplicate key. Read again.
             refused = error
     raise TrackingError(
-        f"the {names.CHAMPION} alias of {model_name} in {tracking_uri()} kept moving for "
+        f"the {names.CHAMPION} alias of {model_name} in {shown_uri()} kept moving for "
         f"{CONVERGE_ROUNDS} rounds; run the evaluate stage again"
         + (f" (last refusal: {first_line(refused)})" if refused else "")
     )

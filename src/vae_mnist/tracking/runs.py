@@ -19,18 +19,19 @@ import mlflow
 import mlflow.data
 import numpy as np
 import requests
-from mlflow.entities import LoggedModelInput
+from mlflow.entities import LoggedModelInput, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
 from vae_mnist.errors import TrackingError
 from vae_mnist.tracking import names
 from vae_mnist.tracking.store import (
-    STORE_HINT,
     experiment_id,
     first_line,
+    hint,
+    locked,
     project_root,
-    tracking_uri,
+    shown_uri,
     unreachable,
 )
 
@@ -73,30 +74,36 @@ def run_name(stage: str, tags: Mapping[str, str]) -> str:
 def stage_run(
     stage: str, experiment: str, params: Mapping[str, Any] | None = None
 ) -> Iterator[mlflow.ActiveRun]:
-    """One MLflow run for the stage; it ends FAILED if the stage raises.
+    """One MLflow run for the stage; it ends FAILED if the stage raises, KILLED if it is
+    interrupted (Ctrl-C, SIGTERM): never left RUNNING.
 
     A store that stops answering while the stage runs (the server, its database or its artifact
-    store down) ends the stage with one line naming it, not MLflow's traceback.
+    store down, a sqlite file locked too long) ends the stage with one line naming it, not
+    MLflow's traceback.
     """
     exp_id = experiment_id(experiment)
-    uri = tracking_uri()
     try:
         tags = run_tags(stage)
         with mlflow.start_run(
             experiment_id=exp_id, run_name=run_name(stage, tags), tags=tags
         ) as run:
-            # Reading the run's artifact folder reaches the artifact store too (through a server
-            # that proxies it): a store that is down fails the stage now, before its work.
-            mlflow.MlflowClient().list_artifacts(run.info.run_id)
-            if params:
-                mlflow.log_params(dict(params))
-            yield run
+            try:
+                # Reading the run's artifact folder reaches the artifact store too (through a
+                # server that proxies it): a store that is down fails the stage now, before its
+                # work.
+                mlflow.MlflowClient().list_artifacts(run.info.run_id)
+                if params:
+                    mlflow.log_params(dict(params))
+                yield run
+            except KeyboardInterrupt:
+                mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+                raise
     except (MlflowException, requests.RequestException) as error:
-        if not unreachable(error):
+        if not (unreachable(error) or locked(error)):
             raise
         raise TrackingError(
-            f"MLflow store {uri} failed during the {stage} stage: {first_line(error)} "
-            f"({STORE_HINT})"
+            f"MLflow store {shown_uri()} failed during the {stage} stage: {first_line(error)} "
+            f"({hint(error)})"
         ) from None
 
 

@@ -12,6 +12,7 @@ from mlflow.exceptions import MlflowException
 from vae_mnist.errors import TrackingError
 from vae_mnist.tracking.names import CHAMPION
 from vae_mnist.tracking.store import connect, first_line
+from vae_mnist.urls import redact
 
 
 def serve_command(model_name: str, host: str, port: int) -> tuple[list[str], dict[str, str]]:
@@ -22,13 +23,13 @@ def serve_command(model_name: str, host: str, port: int) -> tuple[list[str], dic
         version = mlflow.MlflowClient(uri).get_model_version_by_alias(model_name, CHAMPION)
     except MlflowException as error:
         raise TrackingError(
-            f"no version of {model_name} holds the alias {CHAMPION} in {uri}: run the pipeline "
-            f"(make repro) first, or point MLFLOW_TRACKING_URI at the store that has it "
+            f"no version of {model_name} holds the alias {CHAMPION} in {redact(uri)}: run the "
+            f"pipeline (make repro) first, or point MLFLOW_TRACKING_URI at the store that has it "
             f"({first_line(error)})"
         ) from None
     model_uri = f"models:/{model_name}@{CHAMPION}"
     print(
-        f"serving {model_uri} (version {version.version}) from {uri}\n"
+        f"serving {model_uri} (version {version.version}) from {redact(uri)}\n"
         f"  POST http://{host}:{port}/invocations",
         flush=True,
     )

@@ -7,6 +7,7 @@ user's store. `MLFLOW_TRACKING_URI` replaces it (a shared server, say) without a
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from filelock import FileLock, Timeout
 from mlflow.exceptions import MlflowException
 
 from vae_mnist.errors import TrackingError
+from vae_mnist.urls import redact
 
 STORE_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
@@ -55,6 +57,22 @@ def store() -> tuple[str, str | None]:
 
 def tracking_uri() -> str:
     return store()[0]
+
+
+def shown_uri() -> str:
+    """The tracking URI as messages show it: without a password (postgresql://user:pw@...)."""
+    return redact(tracking_uri())
+
+
+class _ReportedOnce(logging.Filter):
+    """MLflow's sqlalchemy store logs every database error with its traceback before raising it;
+    the stage reports the raised error in one line, so the logged copy is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("SQLAlchemy database error")
+
+
+logging.getLogger("mlflow.store.db.utils").addFilter(_ReportedOnce())
 
 
 @contextmanager
@@ -110,7 +128,7 @@ def experiment_id(name: str) -> str:
         raise
     except Exception as error:  # sqlalchemy, requests and MLflow errors alike
         raise TrackingError(
-            f"MLflow store {uri} cannot be used: {first_line(error)} ({STORE_HINT})"
+            f"MLflow store {redact(uri)} cannot be used: {first_line(error)} ({hint(error)})"
         ) from None
 
 
@@ -120,6 +138,18 @@ def unreachable(error: BaseException) -> bool:
     if isinstance(error, requests.RequestException):
         return True
     return isinstance(error, MlflowException) and str(error).startswith("API request to")
+
+
+def locked(error: BaseException) -> bool:
+    """A sqlite store that another process held locked for longer than MLflow waits (20 s)."""
+    return "database is locked" in str(error)
+
+
+def hint(error: BaseException) -> str:
+    """What to check, for a store that failed with `error`."""
+    if locked(error):
+        return "another process is writing to it: wait for it to finish, then rerun"
+    return STORE_HINT
 
 
 def first_line(error: BaseException) -> str:

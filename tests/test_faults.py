@@ -1,0 +1,339 @@
+"""Faults injected under one stage at a time, on tiny synthetic data and a real sqlite store: a
+signal, a locked or unwritable store, a full disk, a damaged out. Each ends in one line on stderr
+(or, for a short lock, in success) and leaves no half-written out and no MLflow run RUNNING.
+
+The same faults under a real `dvc repro`, on real MNIST: tests/test_interrupts.py.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import yaml
+
+from vae_mnist.config import Config
+from vae_mnist.data.arrays import STATS_FILE, load_split, split_files
+from vae_mnist.errors import RESTORE_HINT, DataError, Terminated, TrackingError
+from vae_mnist.model import build_vae, load_vae, save_vae
+from vae_mnist.stages.preprocess import preprocess
+from vae_mnist.tracking.runs import stage_run
+
+from .conftest import REPO, override
+
+BIN = Path(sys.executable).parent
+SMALL = {"data.val_size": 20}  # the synthetic raw files hold 200 training images
+
+
+def stage_dir(tmp_path: Path, config: Config) -> Path:
+    """A folder to run a stage's entry script in: its params.yaml, and (no dvc.yaml above it)
+    its own default store, mlflow.db and mlartifacts/."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    tree = override(config, SMALL).model_dump(mode="json")
+    (folder / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
+    return folder
+
+
+def stage_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
+    return {**env, "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
+
+
+def run_script(
+    folder: Path, script: str, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "python"), str(REPO / "pipeline" / script), *args],
+        cwd=folder, env=stage_env(**env), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def printed(stderr: str) -> list[str]:
+    """What a stage printed on stderr beyond MLflow's INFO lines (creating a new store's tables)."""
+    return [line for line in stderr.splitlines() if not re.match(r"[\d/]+ [\d:]+ INFO ", line)]
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The single line a failed stage prints: nothing else on stderr, no traceback."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    lines = printed(result.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Staging files and folders the atomic writers would leave behind on a failure."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*") if ".tmp" in p.name)
+
+
+def runs_of(uri: str, experiment: str) -> list[mlflow.entities.Run]:
+    client = mlflow.MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    return client.search_runs([found.experiment_id]) if found else []
+
+
+@contextmanager
+def tmpfs(path: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted at `path` for the test (as root); skipped where the machine refuses."""
+    path.mkdir(parents=True, exist_ok=True)
+    mount = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)]
+    result = subprocess.run(mount, capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip() or result.returncode}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=True)
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[Path]:
+    """A folder that this process cannot write: a read-only tmpfs for root, whom permissions do
+    not stop; a chmod for anyone else."""
+    if os.geteuid() == 0:
+        with tmpfs(path, "ro,size=1m"):
+            yield path
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o555)
+    try:
+        yield path
+    finally:
+        path.chmod(0o755)
+
+
+# -- signals ------------------------------------------------------------------------------------
+
+SLOW_STAGE = """
+import time
+from pathlib import Path
+from vae_mnist.errors import reports_errors
+from vae_mnist.outputs import atomic_directory
+from vae_mnist.tracking.runs import stage_run
+
+@reports_errors
+def main():
+    with stage_run("slow", "faults"), atomic_directory(Path("out")) as staging:
+        (staging / "half-written").write_bytes(b"x")
+        print("working", flush=True)
+        time.sleep(120)
+
+main()
+"""
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_ends_the_run_killed_with_no_staging_left(
+    tmp_path: Path, signum: signal.Signals, code: int
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    stage = subprocess.Popen(
+        [str(BIN / "python"), "-c", SLOW_STAGE], cwd=tmp_path,
+        env=stage_env(MLFLOW_TRACKING_URI=uri), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert stage.stdout.readline() == "working\n"
+    stage.send_signal(signum)
+    _, stderr = stage.communicate(timeout=60)
+    assert stage.returncode == code
+    assert printed(stderr) == [f"interrupted ({signum.name})"]
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+    (run,) = runs_of(uri, "faults")
+    assert run.info.status == "KILLED"
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, Terminated])
+def test_an_interrupted_stage_run_ends_killed_and_a_failed_one_failed(
+    mlflow_store: str, interruption: type[BaseException]
+) -> None:
+    with pytest.raises(interruption), stage_run("interrupted", "faults"):
+        raise interruption
+    with pytest.raises(ValueError), stage_run("failed", "faults"):
+        raise ValueError
+    statuses = {
+        r.info.run_name.split("@")[0]: r.info.status for r in runs_of(mlflow_store, "faults")
+    }
+    assert statuses == {"interrupted": "KILLED", "failed": "FAILED"}
+
+
+# -- the store ----------------------------------------------------------------------------------
+
+HOLD_LOCK = """
+import sqlite3, sys, time
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+connection.execute("COMMIT")
+"""
+
+
+@contextmanager
+def locked_store(database: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
+    """Another writer holding the sqlite store's write lock for `seconds`."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(database), str(seconds)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_store_locked_for_a_few_seconds_is_waited_for(
+    config: Config, raw_dir: Path, tmp_path: Path, mlflow_store: str
+) -> None:
+    small = override(config, SMALL)
+    preprocess(small, raw_dir, tmp_path / "first")  # the store exists, with its experiment
+    with locked_store(tmp_path / "mlflow.db", 3) as holder:
+        preprocess(small, raw_dir, tmp_path / "processed")
+        assert holder.poll() is not None  # the lock was held until the holder was done
+    assert (tmp_path / "processed" / STATS_FILE).is_file()
+    assert [r.info.status for r in runs_of(mlflow_store, small.mlflow.experiment_name)] == [
+        "FINISHED", "FINISHED",
+    ]  # fmt: skip
+
+
+def test_a_store_locked_past_mlflows_wait_fails_in_one_line(
+    config: Config, raw_dir: Path, tmp_path: Path
+) -> None:
+    folder = stage_dir(tmp_path, config)
+    assert run_script(folder, "preprocess.py", str(raw_dir), "first").returncode == 0
+    with locked_store(folder / "mlflow.db", 120):
+        result = run_script(folder, "preprocess.py", str(raw_dir), "processed")
+    line = one_error_line(result)
+    assert line.startswith(f"error: MLflow store sqlite:///{folder}/mlflow.db ")
+    assert "database is locked" in line and "another process is writing to it" in line
+    assert not (folder / "processed").exists() and leftovers(folder) == []
+
+
+def test_a_lock_that_outlasts_mlflows_wait_mid_stage_is_one_error_and_the_run_fails(
+    mlflow_store: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # the lock is held past MLflow's 20 s wait for the write, and let go (killed) when the write
+    # fails, so that the run can then be ended
+    with (
+        pytest.raises(TrackingError) as raised,
+        stage_run("locked", "faults"),
+        locked_store(tmp_path / "mlflow.db", 120),
+    ):
+        mlflow.log_metric("written", 1.0)
+    assert "database is locked" in str(raised.value)
+    assert "Traceback" not in capfd.readouterr().err  # MLflow's logged copy of the error
+    (run,) = runs_of(mlflow_store, "faults")
+    assert run.info.status == "FAILED"
+
+
+def test_a_store_in_an_unwritable_folder_fails_in_one_line(
+    config: Config, raw_dir: Path, tmp_path: Path
+) -> None:
+    folder = stage_dir(tmp_path, config)
+    with read_only(tmp_path / "store") as store:
+        uri = f"sqlite:///{store}/mlflow.db"
+        result = run_script(folder, "preprocess.py", str(raw_dir), "processed",
+                            MLFLOW_TRACKING_URI=uri)  # fmt: skip
+    line = one_error_line(result)
+    assert line.startswith(f"error: MLflow store {uri} ")
+    assert not (folder / "processed").exists() and leftovers(folder) == []
+
+
+def test_an_unwritable_artifact_folder_fails_in_one_line_and_the_run_fails(
+    config: Config, raw_dir: Path, tmp_path: Path
+) -> None:
+    folder = stage_dir(tmp_path, config)
+    with read_only(folder / "mlartifacts") as artifacts:
+        result = run_script(folder, "preprocess.py", str(raw_dir), "processed")
+    line = one_error_line(result)
+    assert line.startswith(f"error: {artifacts}/")
+    assert line.endswith(("Read-only file system", "Permission denied"))
+    (run,) = runs_of(f"sqlite:///{folder / 'mlflow.db'}", "vae-mnist")
+    assert run.info.status == "FAILED"
+    assert leftovers(folder) == []
+
+
+# -- the disk -----------------------------------------------------------------------------------
+
+
+def test_a_full_disk_fails_in_one_line_and_leaves_no_partial_out(
+    config: Config, raw_dir: Path, tmp_path: Path
+) -> None:
+    folder = stage_dir(tmp_path, config)
+    with tmpfs(folder / "data", "size=256k") as data:  # the train split alone is 564 kB
+        result = run_script(folder, "preprocess.py", str(raw_dir), "data/processed")
+        line = one_error_line(result)
+        assert line.startswith("error: data/") and line.endswith(": No space left on device")
+        assert list(data.iterdir()) == []
+    (run,) = runs_of(f"sqlite:///{folder / 'mlflow.db'}", "vae-mnist")
+    assert run.info.status == "FAILED"
+
+
+# -- damaged outs -------------------------------------------------------------------------------
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    content = bytearray(path.read_bytes())
+    content[offset] ^= 0xFF
+    path.write_bytes(bytes(content))
+
+
+@pytest.fixture
+def processed(config: Config, raw_dir: Path, tmp_path: Path, mlflow_store: str) -> Path:
+    out = tmp_path / "processed"
+    preprocess(override(config, SMALL), raw_dir, out)
+    return out
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_a_changed_byte_in_an_array_is_refused_naming_its_file(processed: Path, which: int) -> None:
+    path = split_files(processed, "train")[which]
+    flip_byte(path, path.stat().st_size - 1)  # the data, not the header: it would still load
+    with pytest.raises(DataError) as raised:
+        load_split(processed, "train")
+    assert str(raised.value).startswith(f"{path}: content changed since preprocess wrote it")
+    assert str(raised.value).endswith(RESTORE_HINT)
+    load_split(processed, "val")  # the other splits still load
+
+
+def test_a_truncated_or_missing_array_or_stats_is_refused_naming_it(processed: Path) -> None:
+    images = split_files(processed, "val")[0]
+    images.write_bytes(images.read_bytes()[:1000])
+    with pytest.raises(DataError, match=f"^{images}: content changed"):
+        load_split(processed, "val")
+    images.unlink()
+    with pytest.raises(DataError, match=f"^{images}: no such file"):
+        load_split(processed, "val")
+    (processed / STATS_FILE).unlink()
+    with pytest.raises(DataError, match=f"^{processed / STATS_FILE}: no such file"):
+        load_split(processed, "test")
+
+
+def test_a_damaged_model_file_is_refused_naming_it(config: Config, tmp_path: Path) -> None:
+    small = override(config, {"model.hidden_units": [8]})
+    path = tmp_path / "vae.keras"
+    save_vae(build_vae(small.model, False, seed=0), path)
+    good = path.read_bytes()
+    flip_byte(path, len(good) // 2)  # inside the weights: the zip's CRC-32 catches it
+    with pytest.raises(DataError, match=rf"^{path}: not a loadable \.keras model \(Bad CRC-32"):
+        load_vae(path)
+    path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(DataError, match=f"^{path}: not a loadable .keras model .*{RESTORE_HINT}"):
+        load_vae(path)
+    path.unlink()
+    with pytest.raises(DataError, match=f"^{path}: no such file"):
+        load_vae(path)
+    path.write_bytes(good)
+    x = np.zeros((1, 28, 28), np.float32)
+    assert load_vae(path)(x).shape == (1, 28, 28, 1)

@@ -1,0 +1,136 @@
+"""What a stage must never do with what it is given: unpickle a file, copy a secret from the
+environment into MLflow, or listen beyond this machine by default."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vae_mnist.config import Config
+from vae_mnist.data.arrays import STATS_FILE, load_split, split_files
+from vae_mnist.errors import DataError
+from vae_mnist.outputs import file_sha256
+from vae_mnist.stages.evaluate import evaluate
+from vae_mnist.stages.preprocess import preprocess
+from vae_mnist.stages.train import train
+
+from .conftest import REPO, free_port, override
+
+BIN = Path(sys.executable).parent
+SECRETS = {  # what a CI runner or a laptop keeps in its environment
+    "AWS_SECRET_ACCESS_KEY": "aws-s3cr3t-7Qx9",
+    "MLFLOW_TRACKING_PASSWORD": "mlflow-s3cr3t-2Wv",
+    "GITHUB_TOKEN": "ghp_s3cr3t4Lk",
+}
+
+
+class Planted:
+    """Unpickling this would leave a file behind: proof that code from the data ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (Path.touch, (str(self.marker),))  # type: ignore[return-value]
+
+
+def test_a_pickled_array_is_refused_even_with_a_matching_digest(
+    config: Config, raw_dir: Path, tmp_path: Path, mlflow_store: str
+) -> None:
+    processed = tmp_path / "processed"
+    preprocess(override(config, {"data.val_size": 20}), raw_dir, processed)
+    marker = tmp_path / "code-ran"
+    labels = split_files(processed, "test")[1]
+    np.save(labels, np.array([Planted(marker)], dtype=object), allow_pickle=True)
+    stats = json.loads((processed / STATS_FILE).read_text())
+    stats["files"][labels.name] = file_sha256(labels)  # forged to match
+    (processed / STATS_FILE).write_text(json.dumps(stats))
+    with pytest.raises(DataError, match="Object arrays cannot be loaded when allow_pickle=False"):
+        load_split(processed, "test")
+    assert not marker.exists()
+
+
+def test_no_secret_from_the_environment_reaches_the_store(
+    config: Config,
+    raw_dir: Path,
+    tmp_path: Path,
+    mlflow_store: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    tiny = override(
+        config,
+        {"data.val_size": 20, "model.hidden_units": [16], "train.epochs": 1,
+         "train.batch_size": 30, "evaluate.iwae_samples": 2},
+    )  # fmt: skip
+    processed, model = tmp_path / "processed", tmp_path / "vae.keras"
+    preprocess(tiny, raw_dir, processed)
+    train(tiny, processed, model, tmp_path / "training")
+    evaluate(tiny, model, processed, tmp_path / "training", tmp_path / "evaluation")
+
+    store = [tmp_path / "mlflow.db", *(tmp_path / "mlruns").rglob("*")]
+    store += (tmp_path / "mlartifacts").rglob("*")
+    written = [p for p in store if p.is_file()]
+    assert len(written) > 20  # the database, the model's files, figures, metrics, cards
+    for path in written:
+        content = path.read_bytes()
+        for name, value in SECRETS.items():
+            assert value.encode() not in content, f"{name} is in {path}"
+
+
+def listening(port: int) -> set[str]:
+    """The local addresses (hex, as /proc/net/tcp* writes them) of sockets listening on `port`."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+LOOPBACK = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1, ::1
+
+
+def test_make_ui_listens_on_this_machine_only(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")  # the project root: the store goes here
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
+    server = subprocess.Popen(
+        [str(BIN / "python"), "-m", "vae_mnist.tracking", "ui", "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                    break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "no UI in 120 s"
+                time.sleep(0.5)
+        assert listening(port) and listening(port) <= LOOPBACK
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=60)
+
+
+def test_make_serve_binds_this_machine_unless_told_otherwise() -> None:
+    def dry_run(*args: str) -> str:
+        make = ["make", "--dry-run", "serve", *args]
+        return subprocess.run(make, cwd=REPO, capture_output=True, text=True, check=True).stdout
+
+    assert "--host 127.0.0.1 " in dry_run()
+    assert "--host 0.0.0.0 " in dry_run("SERVE_HOST=0.0.0.0")  # a deliberate choice
