@@ -7,6 +7,7 @@ import gzip
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import tempfile
@@ -64,6 +65,12 @@ def override(config: Config, changes: dict[str, Any]) -> Config:
             node = node[section]
         node[key] = value
     return Config.model_validate(tree)
+
+
+def foreground() -> None:
+    """Ctrl-C's default action, as a shell gives its foreground job: a job started in the
+    background (CI runners do that) inherits SIGINT ignored, and Python then keeps ignoring it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def free_port() -> int:

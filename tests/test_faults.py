@@ -28,7 +28,7 @@ from vae_mnist.model import build_vae, load_vae, save_vae
 from vae_mnist.stages.preprocess import preprocess
 from vae_mnist.tracking.runs import stage_run
 
-from .conftest import REPO, override
+from .conftest import REPO, foreground, override
 
 BIN = Path(sys.executable).parent
 SMALL = {"data.val_size": 20}  # the synthetic raw files hold 200 training images
@@ -140,7 +140,7 @@ def test_a_signal_ends_the_run_killed_with_no_staging_left(
     stage = subprocess.Popen(
         [str(BIN / "python"), "-c", SLOW_STAGE], cwd=tmp_path,
         env=stage_env(MLFLOW_TRACKING_URI=uri), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
+        text=True, preexec_fn=foreground,
     )  # fmt: skip
     assert stage.stdout.readline() == "working\n"
     stage.send_signal(signum)

@@ -25,6 +25,7 @@ import pytest
 
 from vae_mnist.data.arrays import split_files
 
+from .conftest import foreground
 from .workspace import BIN, Repo
 
 pytestmark = pytest.mark.e2e
@@ -78,7 +79,12 @@ def strays(repo: Repo) -> list[str]:
         for p in repo.root.rglob(".*")
         if ".tmp" in p.name and not {".git", ".dvc"} & set(p.relative_to(repo.root).parts)
     ]
-    return found + [str(p) for p in Path(repo.env["TMPDIR"]).iterdir()]
+    # TensorFlow's autograph imports the modules it generates from the temporary folder, and
+    # Python caches their bytecode there: a cache of TensorFlow's, not a file a stage left.
+    temporary = Path(repo.env["TMPDIR"])
+    autograph = "__pycache__/__autograph_generated_file"
+    left = [str(p.relative_to(temporary)) for p in temporary.rglob("*")]
+    return found + [n for n in left if n != "__pycache__" and not n.startswith(autograph)]
 
 
 @contextmanager
@@ -89,7 +95,7 @@ def running(repo: Repo, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], P
     with output.open("wb") as sink:
         process = subprocess.Popen(
             [str(BIN / "dvc"), *args], cwd=repo.root, env=repo.env, stdout=sink,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=foreground,
         )  # fmt: skip
         try:
             yield process, output
