@@ -163,6 +163,7 @@ CODE_EDITS = {
     "src/vae_mnist/tracking/store.py": set(STAGES),
     "src/vae_mnist/tracking/runs.py": set(STAGES),
     "src/vae_mnist/tracking/names.py": set(STAGES),
+    "src/vae_mnist/urls.py": set(STAGES),  # every stage shows its tracking URI through it
     "src/vae_mnist/tracking/models.py": {"train"},
     "src/vae_mnist/tracking/registry.py": {"evaluate"},
     "src/vae_mnist/tracking/cards.py": {"train", "evaluate"},
@@ -177,7 +178,8 @@ CODE_EDITS = {
     "src/vae_mnist/data/raw.py": {"download", "preprocess"},
     "src/vae_mnist/data/mirrors.py": {"download"},
     "src/vae_mnist/data/idx.py": {"preprocess"},  # a reworded parser error retrains nothing
-    "src/vae_mnist/data/mnist.py": {"preprocess", "train", "evaluate"},
+    # config.py checks params against MNIST's sizes: every stage reads it
+    "src/vae_mnist/data/mnist.py": set(STAGES),
     "src/vae_mnist/data/arrays.py": {"preprocess", "train", "evaluate"},
     "src/vae_mnist/data/splits.py": {"preprocess"},
     "src/vae_mnist/data/binarization.py": {"preprocess", "evaluate"},

@@ -1,7 +1,7 @@
 """What an MNIST example is: a 28x28 grey image and a digit label.
 
-The facts the model, the metrics and the figures share, in a module of their own so that none of
-them reruns when the file table or the IDX reader changes.
+The facts the model, the metrics, the figures and the params' limits (config.py) share, in a
+module of their own so that none of them reruns when the file table or the IDX reader changes.
 """
 
 IMAGE_SHAPE = (28, 28)
