@@ -2,11 +2,13 @@
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 # TensorFlow's C++ INFO lines would drown the per-epoch progress; warnings and errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
+from vae_mnist.cluster import local_workers
 from vae_mnist.config import load_config
 from vae_mnist.errors import reports_errors
 
@@ -19,9 +21,10 @@ def main() -> None:
     parser.add_argument("history", type=Path, help="the DVCLive folder to write (DVC plots)")
     args = parser.parse_args()
     config = load_config()  # a bad param fails at once, before the heavy imports below
-    from vae_mnist.stages.train import train
+    with local_workers(config.train.distribution, sys.argv):
+        from vae_mnist.stages.train import train
 
-    train(config, args.processed_dir, args.model, args.history)
+        train(config, args.processed_dir, args.model, args.history)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from vae_mnist.fitting import (
     make_deterministic,
 )
 from vae_mnist.model import build_vae, inference_model, load_vae, save_vae
+from vae_mnist.objectives import kl_nats, reconstruction_nats
 from vae_mnist.quantities import HISTORY_COLUMNS
 
 from .conftest import override
@@ -184,6 +185,21 @@ def test_learning_rate_schedules_decay(tiny: Config, images: np.ndarray, schedul
 def test_constant_learning_rate_by_default(tiny: Config, images: np.ndarray) -> None:
     rates = [row["learning_rate"] for row in fit_vae(tiny, images, images[:64], verbose=0).history]
     assert rates == pytest.approx([0.003, 0.003])
+
+
+def test_validation_is_the_mean_over_images_however_the_batches_split(tiny: Config) -> None:
+    """70 images in batches of 32, 32 and 6: a mean of the batch means would weigh each of
+    the last 6 images five times as much as the others."""
+    keras.utils.set_random_seed(0)
+    vae = build_vae(tiny.model, False, seed=0)
+    vae.encoder.get_layer("z_log_var").bias.assign(np.full(3, -30.0, np.float32))  # no noise
+    density = np.linspace(0.05, 0.6, 70)[:, None, None]  # the later images cost more nats
+    images = (np.random.default_rng(1).random((70, 28, 28)) < density).astype(np.float32)
+    for batch in batches(images, 32, seed=None):
+        vae.test_step((batch,))
+    z_mean, z_log_var = vae.encoder(images)
+    per_image = reconstruction_nats(images, vae.decoder(z_mean)) + kl_nats(z_mean, z_log_var)
+    assert float(vae.loss_tracker.result()) == pytest.approx(float(np.mean(per_image)), rel=1e-5)
 
 
 def test_dynamic_binarization_draws_zeros_and_ones(tiny: Config) -> None:

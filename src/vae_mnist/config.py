@@ -64,6 +64,9 @@ class TrainConfig(_Section):
     """KL weight beta = min(1, (epoch + 1) / kl_warmup_epochs); 0 trains at beta = 1 throughout."""
     early_stopping_patience: Annotated[Int, Field(ge=0, le=10_000)]
     """Epochs without a better validation -ELBO before stopping (best weights restored); 0: off."""
+    distribution: Literal["none", "mirrored", "multi_worker"]
+    """none: Keras' fit on one device; mirrored: the devices of this machine; multi_worker: the
+    workers TF_CONFIG names (or local ones). batch_size stays the global batch."""
 
 
 class EvaluateConfig(_Section):

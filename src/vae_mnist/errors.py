@@ -49,6 +49,10 @@ class StackError(VaeMnistError):
     """The local team stack cannot start or stop: a port taken, a binary missing, a service down."""
 
 
+class ClusterError(VaeMnistError):
+    """A distributed run cannot start, its workers disagree, or one of them failed."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs: staging
     folders removed, the MLflow run ended KILLED (Python's default for SIGTERM is to die on the

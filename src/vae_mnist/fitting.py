@@ -12,6 +12,7 @@ the choice against the GEMM limit, the per-step trainer and a plain `model.fit`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from vae_mnist.config import Config, TrainConfig
 from vae_mnist.errors import ConfigError
 from vae_mnist.model import VAE, build_vae
 from vae_mnist.quantities import EPOCH_NAMES, VAL, VAL_NEG_ELBO, at_best, metric
+from vae_mnist.replicated import fit_replicated
 
 JIT_COMPILE = True
 STEPS_PER_CALL = 32  # optimisation steps inside one compiled call (step_groups)
@@ -113,8 +115,10 @@ class EpochRecorder(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         optimizer = self.model.optimizer
         rate = optimizer.learning_rate
-        logs["learning_rate"] = float(rate if not callable(rate) else rate(optimizer.iterations))
-        logs["beta"] = float(self.model.beta.numpy())
+        rate = rate(optimizer.iterations) if callable(rate) else rate
+        # convert_to_numpy reads a variable mirrored over replicas as well as a plain one
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(rate))
+        logs["beta"] = float(keras.ops.convert_to_numpy(self.model.beta))
         self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
 
 
@@ -138,12 +142,18 @@ class Trained:
         }
 
 
-def check_batch_size(config: TrainConfig, train_images: int) -> None:
-    """Training uses full batches only, so it needs at least one."""
+def check_batch_size(config: TrainConfig, train_images: int, replicas: int = 1) -> None:
+    """Training uses full batches only, so it needs at least one; replicas take equal shares."""
     if train_images < config.batch_size:
         raise ConfigError(
             f"train.batch_size = {config.batch_size} is larger than the "
             f"{train_images} training images"
+        )
+    if config.batch_size % replicas:
+        raise ConfigError(
+            f"train.batch_size = {config.batch_size} does not split evenly over {replicas} "
+            f"replicas (train.distribution = {config.distribution}): it is the global batch, "
+            f"and each replica takes an equal share; use a multiple of {replicas}"
         )
 
 
@@ -168,10 +178,15 @@ def fit_vae(
     val_images: np.ndarray,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = 2,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> Trained:
-    """Train a fresh VAE as `config` says; same config and data -> same weights."""
-    check_batch_size(config.train, len(train_images))
-    model = compile_vae(config, len(train_images) // config.train.batch_size)
+    """Train a fresh VAE as `config` says, with Keras' fit on one device or, given a strategy,
+    with its replicas (replicated.py); same config, data and topology -> same weights."""
+    replicas = 1 if strategy is None else strategy.num_replicas_in_sync
+    check_batch_size(config.train, len(train_images), replicas)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = compile_vae(config, len(train_images) // config.train.batch_size)
+        model.optimizer.build(model.trainable_variables)  # its slots too, under the strategy
     recorder = EpochRecorder(config.train.kl_warmup_epochs)
     all_callbacks = [recorder]
     stopper = None
@@ -183,14 +198,26 @@ def fit_vae(
         )
         all_callbacks.append(stopper)
     all_callbacks += list(callbacks)
-    model.fit(
-        step_groups(train_images, config.train.batch_size, config.seed, STEPS_PER_CALL),
-        validation_data=batches(val_images, config.train.batch_size, seed=None),
-        epochs=config.train.epochs,
-        callbacks=all_callbacks,
-        shuffle=False,  # the dataset reshuffles itself, seeded
-        verbose=verbose,
-    )
+    validation = batches(val_images, config.train.batch_size, seed=None)
+    if strategy is None:
+        model.fit(
+            step_groups(train_images, config.train.batch_size, config.seed, STEPS_PER_CALL),
+            validation_data=validation,
+            epochs=config.train.epochs,
+            callbacks=all_callbacks,
+            shuffle=False,  # the dataset reshuffles itself, seeded
+            verbose=verbose,
+        )
+    else:
+        fit_replicated(
+            model,
+            strategy,
+            batches(train_images, config.train.batch_size, config.seed),  # step_groups' order
+            validation,
+            config.train.epochs,
+            all_callbacks,
+            verbose=bool(verbose),
+        )
     history = [
         {"epoch": row["epoch"], **{EPOCH_NAMES[k]: row[k] for k in EPOCH_NAMES if k in row}}
         for row in recorder.rows

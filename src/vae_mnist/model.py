@@ -80,15 +80,24 @@ class VAE(keras.Model):
         z_mean, _ = self.encoder(images, training=training)
         return ops.sigmoid(self.decoder(z_mean, training=training))
 
-    def sample_latent(self, z_mean, z_log_var):
-        """The reparameterisation trick: z = mean + sigma * eps, eps ~ N(0, I)."""
-        eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
-        return z_mean + ops.exp(0.5 * z_log_var) * eps
-
     def _terms(self, images, training: bool):
+        """Per-image reconstruction and KL (nats) of this replica's rows of the global batch.
+
+        Every replica is given the whole batch, makes the draws one device would make for all
+        of it (dynamic binarization, latent noise) from the same seed state, and keeps its own
+        rows: R replicas then compute exactly the one-device step, whatever R is.
+        """
+        if self.dynamic_binarization:
+            images = self._binarize(images)
+        latent_dim = self.encoder.get_layer("z_mean").units
+        noise = keras.random.normal((ops.shape(images)[0], latent_dim), seed=self.seed_generator)
+        share = replica_rows(ops.shape(images)[0])
+        if share is not None:
+            images, noise = images[share[0] : share[1]], noise[share[0] : share[1]]
         z_mean, z_log_var = self.encoder(images, training=training)
-        logits = self.decoder(self.sample_latent(z_mean, z_log_var), training=training)
-        return ops.mean(reconstruction_nats(images, logits)), ops.mean(kl_nats(z_mean, z_log_var))
+        z = z_mean + ops.exp(0.5 * z_log_var) * noise  # the reparameterisation trick
+        logits = self.decoder(z, training=training)
+        return reconstruction_nats(images, logits), kl_nats(z_mean, z_log_var)
 
     def _binarize(self, images):
         draw = keras.random.uniform(ops.shape(images), seed=self.seed_generator)
@@ -113,30 +122,34 @@ class VAE(keras.Model):
             group, count = data
 
             def step(index):
-                self._step(group[index])
+                self.step(group[index])
                 return (index + 1,)
 
             tf.while_loop(lambda index: index < count, step, (tf.constant(0),))
             return {m.name: m.result() for m in self.metrics}
         images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self._step(images)
+        return self.step(images)
 
-    def _step(self, images):
-        if self.dynamic_binarization:
-            images = self._binarize(images)
+    def step(self, images):
+        """One optimisation step on a global batch: the one definition of it, which Keras' fit
+        runs on one device and a tf.distribute strategy runs on each replica."""
         with tf.GradientTape() as tape:
             reconstruction, kl = self._terms(images, training=True)
+            reconstruction, kl = ops.mean(reconstruction), ops.mean(kl)
             loss = reconstruction + self.beta * kl
-        gradients = tape.gradient(loss, self.trainable_weights)
+            # A strategy sums the replicas' gradients: each replica contributes its share.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            objective = loss / replicas if replicas > 1 else loss
+        gradients = tape.gradient(objective, self.trainable_weights)
         self.optimizer.apply(gradients, self.trainable_weights)
         return self._track(loss, reconstruction, kl)
 
     def test_step(self, data):
+        """The negative ELBO and its terms, tracked per image: the validation mean is then the
+        mean over images however the batches (and the replicas' shares) divide them."""
         images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        if self.dynamic_binarization:
-            images = self._binarize(images)
         reconstruction, kl = self._terms(images, training=False)
-        return self._track(reconstruction + kl, reconstruction, kl)  # the negative ELBO
+        return self._track(reconstruction + kl, reconstruction, kl)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -153,6 +166,16 @@ class VAE(keras.Model):
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
         return cls(**config)
+
+
+def replica_rows(rows):
+    """This replica's rows `[start, stop)` of a global batch of `rows` images, in replica order
+    and as even as they divide; None on one device (all of them)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    index, count = context.replica_id_in_sync_group, context.num_replicas_in_sync
+    return rows * index // count, rows * (index + 1) // count
 
 
 def build_vae(config: ModelConfig, dynamic_binarization: bool, seed: int) -> VAE:

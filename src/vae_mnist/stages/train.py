@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vae_mnist import history
+from vae_mnist import distribution, history
 from vae_mnist.config import Config
 from vae_mnist.data.arrays import array_digest, load_split, split_files
 from vae_mnist.fitting import check_batch_size, fit_vae
@@ -20,22 +20,37 @@ SERVING_EXAMPLE = 8  # validation images that give the registered model its sign
 
 def train(
     config: Config, processed_dir: Path, model_path: Path, history_dir: Path
-) -> dict[str, float]:
-    """Fit, write `model_path` and `history_dir`, and register the model; the summary logged."""
+) -> dict[str, float] | None:
+    """Fit, write `model_path` and `history_dir`, and register the model; the summary logged.
+
+    Under `train.distribution: multi_worker` only the chief does all that; any other worker
+    trains its replica beside it, writes nothing and returns None.
+    """
+    topology = distribution.start(config.train.distribution)  # before any other TensorFlow work
     splits = {split: load_split(processed_dir, split) for split in SPLITS}
     (train_images, _), (val_images, _) = splits["train"], splits["val"]
-    check_batch_size(config.train, len(train_images))  # before a run is opened for nothing
-    with stage_run("train", config.mlflow.experiment_name, config.flat()):
+    check_batch_size(config.train, len(train_images), topology.replicas)  # before a run opens
+    digests = {split: array_digest(images, labels) for split, (images, labels) in splits.items()}
+    if not topology.chief:
+        with distribution.peers_answering(topology):
+            distribution.check_agreement(topology, distribution.fingerprint(config.flat(), digests))
+            fit_vae(config, train_images, val_images, verbose=0, strategy=topology.strategy)
+        return None
+    with distribution.peers_answering(topology):
+        distribution.check_agreement(topology, distribution.fingerprint(config.flat(), digests))
+    params = {**config.flat(), **topology.record()}
+    with stage_run("train", config.mlflow.experiment_name, params):
         datasets = {
             split: log_dataset(
-                split, images, labels, split_files(processed_dir, split)[0],
-                array_digest(images, labels),
+                split, images, labels, split_files(processed_dir, split)[0], digests[split]
             )
             for split, (images, labels) in splits.items()
-        }  # fmt: skip
-        with atomic_directory(history_dir) as staging:
+        }
+        with atomic_directory(history_dir) as staging, distribution.peers_answering(topology):
             callbacks = [EpochMetrics(datasets), history.EpochLog(staging)]
-            trained = fit_vae(config, train_images, val_images, callbacks=callbacks)
+            trained = fit_vae(
+                config, train_images, val_images, callbacks, strategy=topology.strategy
+            )
         save_vae(trained.model, model_path)
 
         summary = trained.summary()
@@ -44,7 +59,7 @@ def train(
             val_images[:SERVING_EXAMPLE],
             model_path,
             file_sha256(model_path),
-            config.flat(),
+            params,
             summary,
             datasets,
             config.mlflow.registered_model_name,
