@@ -268,6 +268,8 @@ def test_local_workers_train_and_the_chief_alone_logs_and_registers(
     client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     versions = client.search_model_versions(f"name = '{tiny_stage.mlflow.registered_model_name}'")
     assert [(str(v.version), v.run_id) for v in versions] == [("1", run.info.run_id)]
+    card = versions[0].description
+    assert "`distribution.replicas=2`" in card and "`distribution.workers=2`" in card
 
 
 def two_hosts(
