@@ -30,6 +30,7 @@ from vae_mnist.fitting import check_batch_size
 from vae_mnist.stages.preprocess import preprocess
 
 from .conftest import REPO, foreground, override
+from .distribution_probe import TINY
 
 SRC = str(REPO / "src")
 
@@ -197,14 +198,7 @@ def tiny_stage(config: Config) -> Config:
     return override(config, {**TINY_STAGE, "train.distribution": "multi_worker"})
 
 
-TINY_STAGE = {
-    "model.hidden_units": [32, 16],
-    "model.latent_dim": 3,
-    "train.epochs": 2,
-    "train.batch_size": 32,
-    "data.val_size": 20,
-    "evaluate.iwae_samples": 3,
-}
+TINY_STAGE = {**TINY, "train.epochs": 2, "data.val_size": 20, "evaluate.iwae_samples": 3}
 
 
 def workspace(root: Path, config: Config, processed: Path, **changes: Any) -> Path:
