@@ -17,7 +17,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_SYSTEM_CERTS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help env repro test test-fast lint format ui serve bench mutation
+.PHONY: help env repro test test-fast lint format ui serve explore bench mutation
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,6 +58,13 @@ SERVE_PORT ?= 5001
 SERVE_HOST ?= 127.0.0.1
 serve: env ## serve models:/<registered model>@champion on http://127.0.0.1:5001/invocations
 	python -m vae_mnist.tracking serve --host $(SERVE_HOST) --port $(SERVE_PORT)
+
+# EXPLORE_VERSION (a number or an alias; default champion) and EXPLORE_PORT (default 5002) are
+# optional; the test images shown beside the decoder's are the preprocess stage's.
+EXPLORE_ARGS := $(strip $(if $(EXPLORE_VERSION),--version $(EXPLORE_VERSION)) \
+	$(if $(EXPLORE_PORT),--port $(EXPLORE_PORT)))
+explore: env ## the latent-space explorer on the registered versions, http://127.0.0.1:5002
+	python -m vae_mnist.explorer $(EXPLORE_ARGS) --test-images data/processed
 
 bench: env ## training speed: this machine's GEMM limit, the trainer, a plain model.fit
 	python benchmarks/train_throughput.py

@@ -18,7 +18,7 @@ def main() -> None:
     parser.add_argument("processed_dir", type=Path, help="the preprocess stage's folder")
     parser.add_argument("history", type=Path, help="the train stage's DVCLive folder")
     parser.add_argument(
-        "out_dir", type=Path, help="where metrics.json, per_digit.json and figures/ go"
+        "out_dir", type=Path, help="where metrics.json, per_digit.json, figures/ and latent/ go"
     )
     args = parser.parse_args()
     config = load_config()  # a bad param fails at once, before the heavy imports below

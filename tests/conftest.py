@@ -105,17 +105,21 @@ def synthetic_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-@pytest.fixture
-def raw_dir(tmp_path: Path) -> Path:
-    """A data/raw look-alike: the four MNIST file names holding 200 train and 50 test images."""
-    folder = tmp_path / "raw"
-    folder.mkdir()
-    for split, n, seed in (("train", 200, 1), ("test", 50, 2)):
+def write_raw(folder: Path, train: int = 200, test: int = 50) -> Path:
+    """A data/raw look-alike: the four MNIST file names holding synthetic images."""
+    folder.mkdir(parents=True)
+    for split, n, seed in (("train", train, 1), ("test", test, 2)):
         images, labels = synthetic_split(n, seed)
         images_name, labels_name = SPLIT_FILES[split]
         write_gz(folder / images_name, encode_idx(images))
         write_gz(folder / labels_name, encode_idx(labels))
     return folder
+
+
+@pytest.fixture
+def raw_dir(tmp_path: Path) -> Path:
+    """200 train and 50 test images, synthetic, as the four MNIST files."""
+    return write_raw(tmp_path / "raw")
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ def train_and_register(client: mlflow.MlflowClient, sha: str, model: str = MODEL
 def link(model: str, sha: str, metrics: dict[str, float], figures: Path) -> None:
     """What the evaluate stage does in its run once its metrics and figures are written."""
     if train_run := registry.training_run(sha):
-        registry.share_with_training_run(train_run, metrics, figures)
+        registry.share_with_training_run(train_run, metrics, [figures])
         if version := registry.registered_version(model, train_run):
             registry.elect_champion(model, version, metrics["test/neg_elbo"])
 

@@ -53,6 +53,10 @@ class ClusterError(VaeMnistError):
     """A distributed run cannot start, its workers disagree, or one of them failed."""
 
 
+class ExplorerError(VaeMnistError):
+    """The explorer cannot show what was asked: no such version, no decoder, no latent means."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs: staging
     folders removed, the MLflow run ended KILLED (Python's default for SIGTERM is to die on the

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from vae_mnist.data.mnist import NUM_CLASSES
+from vae_mnist.plane import LatentPlane
 from vae_mnist.quantities import TRAIN, VAL, metric
 
 PNG_METADATA = {"Software": None}
@@ -58,12 +59,9 @@ def reconstructions(originals: np.ndarray, decoded: np.ndarray, path: Path) -> N
 
 
 def latent_projection(z_mean: np.ndarray) -> tuple[np.ndarray, str]:
-    """2-D coordinates of latent means: the plane itself, or its top two principal directions."""
-    if z_mean.shape[1] == 2:
-        return z_mean, "z[0], z[1]"
-    centred = z_mean - z_mean.mean(axis=0)
-    _, _, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
-    return centred @ vt[:2].T, "PCA of z_mean: PC 1, PC 2"
+    """2-D coordinates of latent means on their plane, and the plane's axes."""
+    plane = LatentPlane.of(z_mean)
+    return plane.project(z_mean), ("PCA of z_mean: " if plane.principal else "") + plane.axes
 
 
 def latent_space(z_mean: np.ndarray, labels: np.ndarray, path: Path) -> None:
@@ -81,15 +79,12 @@ def latent_space(z_mean: np.ndarray, labels: np.ndarray, path: Path) -> None:
 
 
 def manifold_codes(z_mean: np.ndarray, n: int = 20) -> np.ndarray:
-    """(n*n, latent) codes on a grid spaced by normal quantiles, in the plane the figure shows."""
+    """(n*n, latent) codes on a grid spaced by normal quantiles, in the plane the figure shows
+    (in standard deviations of the latent means along each axis when that is a PCA plane)."""
     quantiles = np.array([NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, n)])
     grid = np.stack(np.meshgrid(quantiles, quantiles[::-1]), axis=-1).reshape(-1, 2)
-    if z_mean.shape[1] == 2:
-        return grid.astype(np.float32)
-    centred = z_mean - z_mean.mean(axis=0)
-    _, s, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
-    scale = s[:2] / np.sqrt(len(z_mean))  # std along each principal direction
-    return (z_mean.mean(axis=0) + (grid * scale) @ vt[:2]).astype(np.float32)
+    plane = LatentPlane.of(z_mean)
+    return plane.lift(grid * plane.scale if plane.principal else grid)
 
 
 def manifold(decoded: np.ndarray, latent_dim: int, path: Path) -> None:

@@ -32,10 +32,10 @@ def split_files(folder: Path, split: str) -> tuple[Path, Path]:
 
 def save_split(folder: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:
     for path, array in zip(split_files(folder, split), (images, labels), strict=True):
-        _save(path, array)
+        save_array(path, array)
 
 
-def _save(path: Path, array: np.ndarray) -> None:
+def save_array(path: Path, array: np.ndarray) -> None:
     """np.save through Python's write(), so that a full disk reports ENOSPC with the file's
     name: numpy's own fast path reports a short write as "141120 requested and 65504 written"."""
     with path.open("wb") as file:

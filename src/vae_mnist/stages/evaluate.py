@@ -12,7 +12,7 @@ from keras import ops
 
 from vae_mnist import figures, history
 from vae_mnist.config import Config
-from vae_mnist.data.arrays import array_digest, load_split, split_files
+from vae_mnist.data.arrays import array_digest, load_split, save_array, split_files
 from vae_mnist.metrics import (
     binarized_test_images,
     per_digit_records,
@@ -22,7 +22,7 @@ from vae_mnist.metrics import (
 from vae_mnist.model import VAE, load_vae
 from vae_mnist.outputs import atomic_directory, file_sha256, json_text
 from vae_mnist.quantities import TEST, TEST_NEG_ELBO, metric
-from vae_mnist.tracking import registry
+from vae_mnist.tracking import names, registry
 from vae_mnist.tracking.runs import log_dataset, stage_run
 
 METRICS_FILE = "metrics.json"  # the headline numbers: dvc.yaml's metrics, `dvc exp show` columns
@@ -34,7 +34,8 @@ PARAMS = ("seed", "data.binarize", "evaluate.iwae_samples")
 def evaluate(
     config: Config, model_path: Path, processed_dir: Path, history_dir: Path, out_dir: Path
 ) -> dict[str, Any]:
-    """metrics.json, per_digit.json and figures/ in `out_dir`; returns what metrics.json holds."""
+    """metrics.json, per_digit.json, figures/ and latent/ in `out_dir`; returns what
+    metrics.json holds."""
     vae = load_vae(model_path)
     grey, labels = load_split(processed_dir, TEST)
     images, which = binarized_test_images(grey, config.data.binarize, config.seed)
@@ -54,16 +55,19 @@ def evaluate(
             render_figures(
                 vae, images, labels, terms, summary, history_dir, staging / FIGURES_DIR, config.seed
             )
+            write_latent(terms["z_mean"], labels, staging / names.LATENT)
             (staging / METRICS_FILE).write_text(json_text(metrics), encoding="utf-8")
             records = per_digit_records(summary["per_digit"])
             (staging / PER_DIGIT_FILE).write_text(json_text(records), encoding="utf-8")
         test_metrics = {metric(TEST, name): value for name, value in summary[TEST].items()}
         mlflow.log_metrics(test_metrics, model_id=model_id, dataset=test_data)
-        mlflow.log_artifacts(str(out_dir / FIGURES_DIR), FIGURES_DIR)
+        shared = [out_dir / FIGURES_DIR, out_dir / names.LATENT]
+        for folder in shared:
+            mlflow.log_artifacts(str(folder), folder.name)
         mlflow.log_dict(metrics, METRICS_FILE)
         mlflow.log_dict(records, PER_DIGIT_FILE)
         if train_run:
-            registry.share_with_training_run(train_run, test_metrics, out_dir / FIGURES_DIR)
+            registry.share_with_training_run(train_run, test_metrics, shared)
             name = config.mlflow.registered_model_name
             if version := registry.registered_version(name, train_run):
                 registry.describe_test_results(
@@ -71,6 +75,13 @@ def evaluate(
                 )
                 registry.elect_champion(name, version, test_metrics[TEST_NEG_ELBO])
     return metrics
+
+
+def write_latent(z_mean: np.ndarray, labels: np.ndarray, folder: Path) -> None:
+    """The test set's latent means and labels, which the explorer draws the latent space from."""
+    folder.mkdir()
+    for name, array in zip(names.LATENT_FILES, (z_mean.astype(np.float32), labels), strict=True):
+        save_array(folder / name, array)
 
 
 def render_figures(

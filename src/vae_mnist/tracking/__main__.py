@@ -10,7 +10,7 @@ from vae_mnist.config import PARAMS_FILE, load_config
 from vae_mnist.errors import reports_errors
 from vae_mnist.tracking.names import CHAMPION
 from vae_mnist.tracking.serving import serve_command
-from vae_mnist.tracking.store import UI_URL_SUFFIX, experiment_id, store
+from vae_mnist.tracking.store import UI_PORT, UI_URL_SUFFIX, experiment_id, store
 from vae_mnist.urls import redact
 
 
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("uri", help="print the tracking URI the stages use")
     ui = commands.add_parser("ui", help="serve the MLflow UI on 127.0.0.1 against that store")
-    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--port", type=int, default=UI_PORT)
     serve = commands.add_parser("serve", help=f"serve models:/<name>@{CHAMPION} over HTTP")
     serve.add_argument("--port", type=int, default=5001)
     serve.add_argument(

@@ -13,6 +13,8 @@ MODEL_DIGEST = "model.sha256"  # train run and model version: the sha256 of the 
 MODEL_ARTIFACT = "model"  # the train run's logged model
 CHECKPOINT = "checkpoint"  # the logged model's folder that holds the DVC artifact's file
 REGISTERED_VERSION = "registered_model_version"  # train run: the version it registered
+LATENT = "latent"  # evaluate and train runs: the test set's latent means, as LATENT_FILES
+LATENT_FILES = ("z_mean.npy", "labels.npy")  # (N, latent_dim) float32, (N,) uint8
 TRAIN_RUN = "train_run_id"  # evaluate run: the training run of the model it evaluated
 
 CHAMPION = "champion"  # registry alias: the best version evaluated so far

@@ -81,12 +81,14 @@ def describe_test_results(
     )
 
 
-def share_with_training_run(run_id: str, metrics: dict[str, float], figures_dir: Path) -> None:
-    """Give the training run the test metrics and figures, so training runs compare side by side."""
+def share_with_training_run(run_id: str, metrics: dict[str, float], folders: list[Path]) -> None:
+    """Give the training run the test metrics and the folders (figures, latent means), so that
+    training runs compare side by side and each registered version carries its evaluation."""
     client = mlflow.MlflowClient()
     for name, value in metrics.items():
         client.log_metric(run_id, name, value)
-    client.log_artifacts(run_id, str(figures_dir), figures_dir.name)
+    for folder in folders:
+        client.log_artifacts(run_id, str(folder), folder.name)
 
 
 def registered_version(model_name: str, run_id: str) -> str | None:

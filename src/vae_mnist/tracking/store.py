@@ -29,6 +29,7 @@ ARTIFACTS_DIR = "mlartifacts"
 # training-runs table with the model registry in the sidebar (MLflow 3.x).
 EXPERIMENT_KIND_TAG = {"mlflow.experimentKind": "custom_model_development"}
 UI_URL_SUFFIX = "?workflowType=machine_learning"
+UI_PORT = 5000  # `make ui`'s port, on 127.0.0.1
 STORE_LOCK_TIMEOUT_S = 300
 STORE_HINT = (
     "check MLFLOW_TRACKING_URI and that the server, its database and its artifact store are up "
@@ -106,6 +107,36 @@ def connect() -> str:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)  # note: this also exports MLFLOW_TRACKING_URI
+    return uri
+
+
+def ui_base() -> str:
+    """Where the store's MLflow UI is: a tracking server serves its own; a sqlite store's is
+    `make ui` on this machine."""
+    uri = tracking_uri()
+    if urlsplit(uri).scheme in ("http", "https"):
+        return redact(uri).rstrip("/")
+    return f"http://127.0.0.1:{UI_PORT}"
+
+
+def require_store() -> str:
+    """Connect to a store that exists and answers, and return its URI; a sqlite file that is
+    not there is not created (reading an empty store would only say that nothing is in it)."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        database = Path(uri.removeprefix("sqlite:///").split("?")[0])
+        if not database.is_file():
+            raise TrackingError(
+                f"no MLflow store at {database}: run the pipeline (make repro) first, or point "
+                "MLFLOW_TRACKING_URI at the store that has the models"
+            )
+    connect()
+    try:
+        mlflow.MlflowClient().search_registered_models(max_results=1)
+    except Exception as error:  # sqlalchemy, requests and MLflow errors alike
+        raise TrackingError(
+            f"MLflow store {redact(uri)} cannot be used: {first_line(error)} ({hint(error)})"
+        ) from None
     return uri
 
 

@@ -1,0 +1,1 @@
+"""The latent-space explorer: a local web page on the registered versions (`make explore`)."""
