@@ -17,10 +17,10 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_SYSTEM_CERTS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help env repro test test-fast lint format ui serve explore bench mutation
+.PHONY: help env repro test test-fast lint format ui serve explore browser-deps bench mutation
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # The s3 and team extras always (the tests exercise them, and `uv sync` removes any extra that one
 # call named and the next did not), and one TensorFlow build: TF=cpu, or TF=gpu on a CUDA machine.
@@ -66,6 +66,12 @@ EXPLORE_ARGS := $(strip $(if $(EXPLORE_VERSION),--version $(EXPLORE_VERSION)) \
 explore: env ## the latent-space explorer on the registered versions, http://127.0.0.1:5002
 	python -m vae_mnist.explorer $(EXPLORE_ARGS) --test-images data/processed
 
+# The explorer's browser test drives Debian's Chromium through Playwright (whose own browser
+# download is not needed).
+BROWSER_DEBS := chromium
+browser-deps: ## install Chromium for the explorer's browser test when missing (as root)
+	$(call install_debs,$(BROWSER_DEBS))
+
 bench: env ## training speed: this machine's GEMM limit, the trainer, a plain model.fit
 	python benchmarks/train_throughput.py
 
@@ -91,16 +97,21 @@ STACK_PORTS := $(strip $(if $(STACK_MLFLOW_PORT),--mlflow-port $(STACK_MLFLOW_PO
 	$(if $(STACK_S3_PORT),--s3-port $(STACK_S3_PORT)) \
 	$(if $(STACK_MON_PORT),--mon-port $(STACK_MON_PORT)))
 
-stack-deps: ## install the stack's Debian packages when missing (as root; else prints the command)
-	@missing=$$(for p in $(STACK_DEBS); do \
+# Debian packages that some tests need, installed when missing (as root; else prints the command).
+define install_debs
+	@missing=$$(for p in $(1); do \
 	    dpkg -s $$p 2>/dev/null | grep -q '^Status: install ok installed' || echo $$p; done); \
-	if [ -z "$$missing" ]; then echo "installed: $(STACK_DEBS)"; exit 0; fi; \
+	if [ -z "$$missing" ]; then echo "installed: $(1)"; exit 0; fi; \
 	install="apt-get install -y --no-install-recommends $$(echo $$missing)"; \
 	if [ "$$(id -u)" != 0 ]; then \
 	    echo "missing: $$(echo $$missing); as root run: sudo apt-get update && sudo $$install"; \
 	    exit 1; \
 	fi; \
 	apt-get update -q && DEBIAN_FRONTEND=noninteractive $$install
+endef
+
+stack-deps: ## install the stack's Debian packages when missing (as root; else prints the command)
+	$(call install_debs,$(STACK_DEBS))
 
 stack-up: env ## start the team stack (wipes a stopped one) and print what to export
 	$(STACK) up $(STACK_FOLDER) $(STACK_PORTS)

@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-# MLflow draws a progress bar for each version's few small files: noise in the terminal
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from vae_mnist.config import PARAMS_FILE, load_config
-from vae_mnist.errors import reports_errors
+from vae_mnist.errors import ExplorerError, reports_errors
 from vae_mnist.tracking.names import CHAMPION
 
 DEFAULT_PORT = 5002
@@ -54,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     library = Library(config.mlflow.registered_model_name, args.test_images)
     try:
         shown = library.get(args.version)  # fails now, in one line, rather than on the page
+        listening = listen(args.host, args.port)  # so that the URL printed answers at once
         print(
             f"explorer: {library.model_name} v{shown.record.version} "
             f"({args.version}) from {shown_uri()}\n  open http://{args.host}:{args.port}/",
@@ -61,9 +61,25 @@ def main(argv: list[str] | None = None) -> None:
         )
         logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
         app = create_app(library, args.version)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        server.run(sockets=[listening])
     finally:
         library.close()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port; one line if that cannot be."""
+    try:
+        listening = socket.create_server((host, port))
+    except OSError as error:
+        raise ExplorerError(
+            f"cannot listen on {host}:{port}: {error.strerror} (another explorer there? "
+            "make explore EXPLORE_PORT=<port> moves it)"
+        ) from None
+    # Answers go out as two writes (head, body): without TCP_NODELAY, which accepted sockets
+    # inherit, a small body waits ~40 ms for the client's delayed ACK of the head.
+    listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return listening
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ their test metrics and a link to their training run in the MLflow UI."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -136,11 +137,18 @@ def record(model_name: str, version: str) -> VersionRecord:
     return describe(model_name, [v])[0]
 
 
+def _download(**where: str) -> str:
+    """MLflow's download, without the progress bar it draws for each version's few files (the
+    setting holds for the process: set once, never reset, so threads never race on it)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    return mlflow.artifacts.download_artifacts(**where)
+
+
 def download_checkpoint(model_name: str, version: str, folder: Path) -> Path:
     """The version's checkpoint (the whole VAE, from which the decoder comes), in `folder`."""
     uri = f"models:/{model_name}/{version}"
     try:
-        files = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(folder)))
+        files = Path(_download(artifact_uri=uri, dst_path=str(folder)))
     except MlflowException as error:
         raise ExplorerError(
             f"the files of {model_name} v{version} cannot be read: {first_line(error)}"
@@ -158,9 +166,7 @@ def download_checkpoint(model_name: str, version: str, folder: Path) -> Path:
 def download_latent(model_name: str, version: str, run_id: str, folder: Path) -> Path:
     """The folder of the test set's latent means that the version's evaluation logged."""
     try:
-        latent = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=names.LATENT, dst_path=str(folder)
-        )
+        latent = _download(run_id=run_id, artifact_path=names.LATENT, dst_path=str(folder))
     except (MlflowException, OSError):
         latent = None
     if latent is None or not all((Path(latent) / f).is_file() for f in names.LATENT_FILES):

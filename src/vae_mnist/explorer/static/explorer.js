@@ -224,12 +224,12 @@ async function choosePrimary(ref) {
   $("axes").textContent = state.primary.principal
     ? `The plane of the top two principal directions of the ${state.primary.latent_dim}-d latent means.`
     : "The 2-d latent plane.";
-  state.picks = [];
   drawScatter(state.primary);
   showMetrics();
   showError("");
   document.body.dataset.version = state.primary.version;
   if (state.point) decodeAt(state.point);
+  if (state.picks.length === 2) interpolate();
 }
 
 async function chooseCompare(ref) {
@@ -252,6 +252,7 @@ async function chooseCompare(ref) {
   document.body.dataset.compare = state.compare ? state.compare.version : "";
   showMetrics();
   if (state.point) decodeAt(state.point);
+  if (state.picks.length === 2) interpolate();
 }
 
 async function start() {
