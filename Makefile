@@ -17,7 +17,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_SYSTEM_CERTS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help env repro test test-fast lint format ui serve explore browser-deps bench mutation
+.PHONY: help env repro test test-fast lint format ui serve explore browser-deps recipe bench mutation
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -71,6 +71,11 @@ explore: env ## the latent-space explorer on the registered versions, http://127
 BROWSER_DEBS := chromium
 browser-deps: ## install Chromium for the explorer's browser test when missing (as root)
 	$(call install_debs,$(BROWSER_DEBS))
+
+# R names a recipe of recipes.yaml; `python -m vae_mnist.recipes list` lists them.
+recipe: env ## run a recipe of recipes.yaml as the DVC experiment of its name: make recipe R=<name>
+	@test -n "$(R)" || { echo "which recipe? make recipe R=<name>; python -m vae_mnist.recipes list"; exit 2; }
+	python -m vae_mnist.recipes run $(R)
 
 bench: env ## training speed: this machine's GEMM limit, the trainer, a plain model.fit
 	python benchmarks/train_throughput.py

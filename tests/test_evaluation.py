@@ -235,3 +235,12 @@ def test_the_reconstructions_figure_shows_the_model_output_under_the_originals(
     made = (tmp_path / "all" / "reconstructions.png").read_bytes()
     assert made == (tmp_path / "expected.png").read_bytes()
     assert made != (tmp_path / "originals_twice.png").read_bytes()
+
+
+def test_a_long_evaluation_shows_its_progress_in_a_log_line_by_line(vae, data, capsys) -> None:
+    # k = 5000: a few images per chunk, so many chunks; stderr here is not a terminal (a log)
+    per_image_terms(vae, data[0][:40], k=5000, seed=0)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("test images, k = 5000:   0%")
+    assert lines[-1].startswith("test images, k = 5000: 100%") and "40/40 [" in lines[-1]
+    assert not any("\r" in line for line in lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -164,6 +165,35 @@ _Loader.add_implicit_resolver(
 
 def load_config(path: Path = PARAMS_FILE) -> Config:
     """Read and validate params.yaml; every problem becomes one ConfigError line."""
+    return _validate(_read(path), path)
+
+
+def with_overrides(
+    overrides: Mapping[str, Any], where: str, path: Path = PARAMS_FILE
+) -> Config:
+    """params.yaml with dotted keys set, as `dvc exp run -S key=value` sets them, validated like
+    params.yaml; a problem is one ConfigError line that names `where` the overrides came from."""
+    raw = _read(path)
+    for dotted, value in overrides.items():
+        *sections, key = dotted.split(".")
+        node = raw
+        for section in sections:
+            node = node.setdefault(section, {}) if isinstance(node, dict) else node
+        if not isinstance(node, dict):
+            raise ConfigError(f"{where}: {dotted} is not a key of {path}")
+        node[key] = value
+    return _validate(raw, Path(where))
+
+
+def _validate(raw: dict[str, Any], path: Path) -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_describe(path, error)) from None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """params.yaml's mapping of sections, as read (not validated)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -188,10 +218,7 @@ def load_config(path: Path = PARAMS_FILE) -> Config:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
-    try:
-        return Config.model_validate(raw)
-    except ValidationError as error:
-        raise ConfigError(_describe(path, error)) from None
+    return raw
 
 
 def _parse(text: str, path: Path) -> Any:

@@ -12,12 +12,14 @@ config.eval_peak_bytes estimates that memory, and params.yaml is refused where i
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
+from tqdm import tqdm
 
 from vae_mnist.config import eval_rows
 from vae_mnist.data.binarization import binarize
@@ -66,7 +68,11 @@ def per_image_terms(vae: VAE, images: np.ndarray, k: int, seed: int) -> dict[str
 
     n = len(images)
     padded = np.concatenate([images, np.zeros((-n % batch, *images.shape[1:]), images.dtype)])
-    parts = [terms(tf.constant(padded[i : i + batch])) for i in range(0, len(padded), batch)]
+    parts = []
+    with progress_bar(n, f"test images, k = {k}") as progress:
+        for i in range(0, len(padded), batch):
+            parts.append(terms(tf.constant(padded[i : i + batch])))
+            progress.update(min(batch, n - i))
     reconstruction, kl, neg_iwae, z_mean, mse = (
         np.concatenate([np.asarray(p[j]) for p in parts])[:n] for j in range(5)
     )
@@ -78,6 +84,34 @@ def per_image_terms(vae: VAE, images: np.ndarray, k: int, seed: int) -> dict[str
         "z_mean": z_mean,
         "mse": mse.astype(np.float64),
     }
+
+
+class _LogLines:
+    """tqdm's status lines for a stderr that is not a terminal: each on a line of its own,
+    rather than carriage returns that a log shows as one growing line."""
+
+    def write(self, text: str) -> None:
+        if text := text.strip("\r\n "):
+            sys.stderr.write(text + "\n")
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def progress_bar(total: int, what: str) -> tqdm:
+    """Images evaluated so far, on stderr: redrawn in place on a terminal; in a log (CI, a
+    redirected `dvc repro`), a line every 30 s, so that k = 5000 (about 12 minutes) shows its
+    pace without filling the log."""
+    terminal = sys.stderr.isatty()
+    return tqdm(
+        total=total,
+        desc=what,
+        unit=" images",
+        leave=not terminal,
+        mininterval=0.5 if terminal else 30,
+        file=sys.stderr if terminal else _LogLines(),
+        ascii=not terminal,
+    )
 
 
 def summarise(terms: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, Any]:

@@ -1,0 +1,93 @@
+"""Recipes: named sets of params.yaml overrides, each one row of the README's results table.
+
+Data, not code: recipes.yaml lists them; `make recipe R=<name>` runs one as the DVC experiment
+`<name>` (`dvc exp run -n <name> -S key=value ...`), so that `dvc exp show`, the MLflow runs
+(`train@<name>`) and the registered version it makes all carry its name. Every recipe is
+validated against params.yaml before anything runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vae_mnist.config import PARAMS_FILE, with_overrides
+from vae_mnist.errors import ConfigError, reports_errors
+
+RECIPES_FILE = Path("recipes.yaml")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    overrides: Mapping[str, Any]  # dotted params.yaml keys -> values
+
+    def command(self) -> list[str]:
+        """The DVC experiment that runs it."""
+        command = ["dvc", "exp", "run", "-n", self.name]
+        for key, value in self.overrides.items():
+            command += ["-S", f"{key}={_yaml_value(value)}"]
+        return command
+
+
+def _yaml_value(value: Any) -> str:
+    """A value as DVC's `-S` parses it (YAML): `0.002`, `cosine`, `[512, 256, 128]`."""
+    return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
+
+
+def load_recipes(path: Path = RECIPES_FILE, params: Path = PARAMS_FILE) -> dict[str, Recipe]:
+    """Every recipe, each checked against params.yaml as DVC would apply it."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (run from the repository root)") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of recipe names")
+    recipes = {}
+    for name, body in raw.items():
+        where = f"{path}: recipe {name!r}"
+        if not isinstance(body, dict) or set(body) != {"description", "set"}:
+            raise ConfigError(f"{where}: must hold exactly `description` and `set`")
+        if not isinstance(body["set"], dict) or not body["set"]:
+            raise ConfigError(f"{where}: `set` must map params.yaml keys to values")
+        with_overrides(body["set"], where, params)
+        recipes[str(name)] = Recipe(str(name), str(body["description"]), dict(body["set"]))
+    return recipes
+
+
+@reports_errors
+def main(argv: list[str] | None = None) -> None:
+    """List the recipes, print one's command, or run it as a DVC experiment."""
+    parser = argparse.ArgumentParser(prog="python -m vae_mnist.recipes", description=main.__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="each recipe, its params and its command")
+    for verb in ("show", "run"):
+        commands.add_parser(verb, help=f"{verb} one recipe's command").add_argument("name")
+    args = parser.parse_args(argv)
+    recipes = load_recipes()
+    if args.command == "list":
+        for recipe in recipes.values():
+            print(f"{recipe.name}: {recipe.description}\n  {' '.join(recipe.command())}")
+        return
+    if args.name not in recipes:
+        raise ConfigError(f"no recipe {args.name!r} in {RECIPES_FILE} (there are: "
+                          f"{', '.join(recipes)})")  # fmt: skip
+    command = recipes[args.name].command()
+    print(" ".join(command), flush=True)
+    if args.command == "run":
+        dvc = os.path.join(os.path.dirname(sys.executable), "dvc")  # the environment's own
+        os.execv(dvc, [dvc, *command[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
