@@ -168,9 +168,7 @@ def load_config(path: Path = PARAMS_FILE) -> Config:
     return _validate(_read(path), path)
 
 
-def with_overrides(
-    overrides: Mapping[str, Any], where: str, path: Path = PARAMS_FILE
-) -> Config:
+def with_overrides(overrides: Mapping[str, Any], where: str, path: Path = PARAMS_FILE) -> Config:
     """params.yaml with dotted keys set, as `dvc exp run -S key=value` sets them, validated like
     params.yaml; a problem is one ConfigError line that names `where` the overrides came from."""
     raw = _read(path)
