@@ -20,7 +20,6 @@ from vae_mnist.quantities import TEST
 from vae_mnist.tracking import names
 from vae_mnist.tracking.store import first_line, hint, locked, shown_uri, ui_base, unreachable
 
-CHECKPOINT_FILE = "vae.keras"  # the checkpoint's one file, as models.log_model logs it
 _NUMBER = re.compile(r"v?(\d+)")
 T = TypeVar("T")
 
@@ -153,13 +152,15 @@ def download_checkpoint(model_name: str, version: str, folder: Path) -> Path:
         raise ExplorerError(
             f"the files of {model_name} v{version} cannot be read: {first_line(error)}"
         ) from None
-    checkpoint = files / names.CHECKPOINT / CHECKPOINT_FILE
-    if not checkpoint.is_file():
+    # the checkpoint folder holds the one .keras file the train stage wrote, under its own name
+    found = sorted((files / names.CHECKPOINT).glob("*.keras"))
+    if len(found) != 1:
         raise ExplorerError(
             f"{model_name} v{version} has no decoder: its files lack "
-            f"{names.CHECKPOINT}/{CHECKPOINT_FILE} (a model not logged by this project's train "
+            f"{names.CHECKPOINT}/<model>.keras (a model not logged by this project's train "
             "stage?)"
         )
+    checkpoint = found[0]
     return checkpoint
 
 
