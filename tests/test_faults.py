@@ -152,6 +152,48 @@ def test_a_signal_ends_the_run_killed_with_no_staging_left(
     assert run.info.status == "KILLED"
 
 
+# The signal arrives while SQLAlchemy is inside a write transaction on the sqlite store: an
+# interruption raised there would leave this process's own connection holding the write lock, and
+# ending the run KILLED would wait on it for MLflow's busy timeout, then fail "database is locked".
+MID_TRANSACTION = """
+import os, signal, sys, time
+import sqlalchemy
+from vae_mnist.errors import reports_errors
+from vae_mnist.tracking.runs import stage_run
+
+signum = signal.Signals[sys.argv[1]]
+
+@sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "after_cursor_execute")
+def interrupt(connection, cursor, statement, *args):
+    if statement.startswith("INSERT INTO params"):
+        os.kill(os.getpid(), signum)  # handled at the next bytecode: inside SQLAlchemy
+
+@reports_errors
+def main():
+    with stage_run("slow", "faults", {"a": 1, "b": 2}):
+        print("working", flush=True)
+        time.sleep(120)
+
+main()
+"""
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_inside_a_store_transaction_waits_for_it_to_commit(
+    tmp_path: Path, signum: signal.Signals, code: int
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    stage = subprocess.run(
+        [str(BIN / "python"), "-c", MID_TRANSACTION, signum.name], cwd=tmp_path,
+        env=stage_env(MLFLOW_TRACKING_URI=uri), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert stage.returncode == code, stage.stderr
+    assert printed(stage.stderr) == [f"interrupted ({signum.name})"]
+    (run,) = runs_of(uri, "faults")
+    assert run.info.status == "KILLED"
+    assert run.data.params == {"a": "1", "b": "2"}
+
+
 @pytest.mark.parametrize("interruption", [KeyboardInterrupt, Terminated])
 def test_an_interrupted_stage_run_ends_killed_and_a_failed_one_failed(
     mlflow_store: str, interruption: type[BaseException]

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import errno
 import functools
+import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from types import FrameType
 from typing import NoReturn, TypeVar
@@ -73,8 +75,30 @@ def fail(error: VaeMnistError) -> NoReturn:
     sys.exit(error.exit_code)
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise Terminated
+# Code an interruption must not cut through. A database transaction cut halfway keeps its locks in
+# this process (sqlite's write lock, PostgreSQL's row locks), so ending the MLflow run KILLED would
+# wait on them and fail; and an exception raised in a weakref callback is dropped with a traceback.
+UNINTERRUPTIBLE = ("sqlalchemy.", "sqlite3", "psycopg", "mlflow.store.", "weakref")
+DEFER_S = 0.02  # how soon a deferred signal is delivered again
+
+
+def _uninterruptible(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith(UNINTERRUPTIBLE):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """Raise Ctrl-C's or SIGTERM's interruption, unless the stage is inside a store call: then
+    the signal comes again shortly, until the call has returned."""
+    if _uninterruptible(frame):
+        timer = threading.Timer(DEFER_S, os.kill, (os.getpid(), signum))
+        timer.daemon = True
+        timer.start()
+        return
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
 
 def environment_error(error: OSError) -> VaeMnistError | None:
@@ -91,7 +115,8 @@ def reports_errors(main: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(main)
     def wrapper(*args: object, **kwargs: object) -> T:
-        signal.signal(signal.SIGTERM, _terminate)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _interrupt)
         try:
             return main(*args, **kwargs)
         except VaeMnistError as error:
