@@ -100,7 +100,11 @@ class VAE(keras.Model):
         return reconstruction_nats(images, logits), kl_nats(z_mean, z_log_var)
 
     def _binarize(self, images):
-        draw = keras.random.uniform(ops.shape(images), seed=self.seed_generator)
+        # Philox by name: in XLA on the CPU, TensorFlow's default algorithm ("auto_select") takes
+        # 45 ms for one batch's draw against Philox's 1.6 ms, and made training with dynamic
+        # binarization five times slower than without. Outside XLA the default is Philox.
+        seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
+        draw = tf.random.stateless_uniform(ops.shape(images), seed=seed, alg="philox")
         return ops.cast(draw < images, images.dtype)
 
     def _track(self, loss, reconstruction, kl) -> dict[str, Any]:
