@@ -1,18 +1,16 @@
 """DVC stage `evaluate`: test metrics and figures of the trained VAE; the `champion` alias."""
 
 import argparse
-import os
 from pathlib import Path
-
-# TensorFlow's C++ INFO lines would drown the stage's own output; warnings and errors still show.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from vae_mnist.config import load_config
 from vae_mnist.errors import reports_errors
+from vae_mnist.tensorflow_env import quiet_tensorflow
 
 
 @reports_errors
 def main() -> None:
+    quiet_tensorflow()  # before TensorFlow is imported
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model", type=Path, help="the train stage's .keras file")
     parser.add_argument("processed_dir", type=Path, help="the preprocess stage's folder")

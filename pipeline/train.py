@@ -1,20 +1,18 @@
 """DVC stage `train`: fit the VAE on the processed arrays; write the model and its history."""
 
 import argparse
-import os
 import sys
 from pathlib import Path
-
-# TensorFlow's C++ INFO lines would drown the per-epoch progress; warnings and errors still show.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from vae_mnist.cluster import local_workers
 from vae_mnist.config import load_config
 from vae_mnist.errors import reports_errors
+from vae_mnist.tensorflow_env import quiet_tensorflow
 
 
 @reports_errors
 def main() -> None:
+    quiet_tensorflow()  # before TensorFlow is imported, here or in a local worker
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("processed_dir", type=Path, help="the preprocess stage's folder")
     parser.add_argument("model", type=Path, help="the .keras file to write (a DVC out)")

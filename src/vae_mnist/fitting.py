@@ -167,7 +167,7 @@ def compile_vae(config: Config, steps_per_epoch: int) -> VAE:
     )
     # Keras turns XLA off whenever op determinism is on, for the sake of GPU kernels, and both
     # public ways in (`compile(jit_compile=True)` and the `jit_compile` setter) refuse it then;
-    # XLA on the CPU is deterministic (tests/test_training.py trains twice, compares weights).
+    # XLA on the CPU is deterministic (tests/test_fitting.py trains twice, compares weights).
     model._jit_compile = JIT_COMPILE
     return model
 

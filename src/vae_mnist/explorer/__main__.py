@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import socket
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-
 from vae_mnist.config import PARAMS_FILE, load_config
 from vae_mnist.errors import ExplorerError, reports_errors
+from vae_mnist.tensorflow_env import quiet_tensorflow
 from vae_mnist.tracking.names import CHAMPION
 
 DEFAULT_PORT = 5002
@@ -21,6 +19,7 @@ DEFAULT_PORT = 5002
 @reports_errors
 def main(argv: list[str] | None = None) -> None:
     """Serve the latent-space explorer on a registered version of the model."""
+    quiet_tensorflow()  # before TensorFlow is imported
     parser = argparse.ArgumentParser(prog="python -m vae_mnist.explorer", description=main.__doc__)
     parser.add_argument(
         "--version",
