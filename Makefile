@@ -38,8 +38,8 @@ repro: env ## run the whole pipeline (dvc repro); set MNIST_MIRROR to use an off
 test: env ## run the whole test suite (end-to-end tests need MNIST_MIRROR or internet)
 	python -m pytest
 
-test-fast: env ## the unit tests only (no end-to-end run, no team stack)
-	python -m pytest -m "not e2e and not stack"
+test-fast: env ## the unit tests only (no end-to-end run, team stack, browser or fresh TensorFlow)
+	python -m pytest -m "not e2e and not stack and not browser and not processes"
 
 lint: env ## ruff: lint and format check
 	ruff check .

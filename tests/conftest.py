@@ -13,8 +13,9 @@ import struct
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -23,8 +24,13 @@ from vae_mnist.config import PARAMS_FILE, Config, load_config
 from vae_mnist.data.raw import SPLIT_FILES
 from vae_mnist.stack.control import DEFAULT_PORTS
 from vae_mnist.stack.state import Stack
+from vae_mnist.tensorflow_env import quiet_tensorflow
+
+if TYPE_CHECKING:
+    from .workspace import Repo
 
 REPO = Path(__file__).resolve().parents[1]
+quiet_tensorflow()  # the stages' TensorFlow settings, also for the tests that train in-process
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -41,6 +47,61 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def config() -> Config:
     """The repository's own params.yaml, as every stage reads it."""
     return load_config(REPO / PARAMS_FILE)
+
+
+# The real params.yaml shrunk for the unit tests (as the end-to-end tests shrink it with
+# workspace.SHRUNK): a network that trains on a few hundred synthetic images in a second or two.
+# A test changes on top of it only what it is about: override(tiny, {...}).
+TINY = {
+    "data.val_size": 20,
+    "model.hidden_units": [32, 16],
+    "model.latent_dim": 3,
+    "train.epochs": 2,
+    "train.batch_size": 32,
+    "train.learning_rate": 0.003,
+    "evaluate.iwae_samples": 3,
+}
+
+
+@pytest.fixture
+def tiny(config: Config) -> Config:
+    """The repository's params.yaml, shrunk (TINY)."""
+    return override(config, TINY)
+
+
+def blurry_digits(n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`n` images in [0, 1] and their labels: each digit lights its own band of rows, plus
+    noise, so that a tiny VAE learns something in a few epochs."""
+    rng = np.random.default_rng(seed)
+    labels = (np.arange(n) % 10).astype(np.uint8)
+    images = rng.random((n, 28, 28)).astype(np.float32) * 0.2
+    for i, digit in enumerate(labels):
+        images[i, 2 * digit + 4 : 2 * digit + 8] += 0.7
+    return np.clip(images, 0, 1), labels
+
+
+@dataclass(frozen=True)
+class Trained:
+    config: Config
+    images: np.ndarray  # what it trained on (blurry_digits), labels beside them
+    labels: np.ndarray
+    model: Any  # the trained vae_mnist.model.VAE
+    path: Path  # the same model, saved as the train stage saves it
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """Some trained VAE, once per session, for the tests that only need one: TINY trained three
+    epochs on blurry_digits. Read it; a test that changes a model trains its own."""
+    from vae_mnist.fitting import fit_vae
+    from vae_mnist.model import save_vae
+
+    config = override(load_config(REPO / PARAMS_FILE), {**TINY, "train.epochs": 3})
+    images, labels = blurry_digits()
+    model = fit_vae(config, images, images[:60], verbose=0).model
+    path = tmp_path_factory.mktemp("trained") / "vae.keras"
+    save_vae(model, path)
+    return Trained(config, images, labels, model, path)
 
 
 def write_history(folder: Path, rows: list[tuple[float, ...]]) -> Path:
@@ -134,13 +195,42 @@ def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
     mlflow.set_tracking_uri(None)
 
 
-@pytest.fixture
-def mnist_mirror() -> Path:
-    """The real MNIST files; real-data tests skip without them."""
+def real_mnist() -> Path:
+    """The folder of the real MNIST files (resolved); real-data tests skip without it."""
     mirror = os.environ.get("MNIST_MIRROR")
     if not mirror:
         pytest.skip("MNIST_MIRROR is not set: no real MNIST to run on (CI sets it)")
-    return Path(mirror)
+    return Path(mirror).resolve()
+
+
+@pytest.fixture
+def mnist_mirror() -> Path:
+    """The real MNIST files; real-data tests skip without them."""
+    return real_mnist()
+
+
+@pytest.fixture(scope="session")
+def built_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Repo:
+    """The real pipeline, download to evaluate, run once per session by `dvc repro` on real
+    MNIST with the shrunk params (workspace.SHRUNK). Tests read it, and change only copies of
+    it (the `pipeline` fixture): building it is the expensive part.
+
+    Its history: the copied tree, then the shrunk params (the stages ran at that commit, HEAD~1),
+    then dvc.lock. `printed` is what that `dvc repro` printed."""
+    from .workspace import SHRUNK, STAGES, Repo
+
+    repo = Repo(tmp_path_factory.mktemp("built") / "repo", str(real_mnist()))
+    repo.set_params(SHRUNK)
+    repo.commit("the shrunk params")
+    assert repo.repro() == STAGES
+    repo.commit("the shrunk pipeline's lock")
+    return repo
+
+
+@pytest.fixture
+def pipeline(built_pipeline: Repo, tmp_path: Path) -> Repo:
+    """A copy of the built pipeline of this test's own: change it at will."""
+    return built_pipeline.copy(tmp_path / "repo")
 
 
 def require_stack_binaries() -> None:

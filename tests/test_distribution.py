@@ -124,6 +124,7 @@ def assert_weights_equal(first: list[np.ndarray], second: list[np.ndarray]) -> N
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("binarize", ["none", "dynamic"])
 def test_a_step_on_two_replicas_is_the_one_device_step_of_the_global_batch(
     probed: dict[str, dict[str, Any]], binarize: str
@@ -142,6 +143,7 @@ def test_a_step_on_two_replicas_is_the_one_device_step_of_the_global_batch(
     assert max(moved) > 1e-4  # the step changed the weights: the comparison above has teeth
 
 
+@pytest.mark.processes
 def test_an_epoch_on_two_replicas_is_keras_fit_on_one_device(
     probed: dict[str, dict[str, Any]],
 ) -> None:
@@ -151,6 +153,7 @@ def test_an_epoch_on_two_replicas_is_keras_fit_on_one_device(
     assert_weights_close(two["weights"], one["weights"], rtol=1e-4)
 
 
+@pytest.mark.processes
 def test_mirrored_fit_follows_the_schedule_learns_and_repeats_exactly(
     probed: dict[str, dict[str, Any]],
 ) -> None:
@@ -169,6 +172,7 @@ def test_mirrored_fit_follows_the_schedule_learns_and_repeats_exactly(
     assert_weights_equal(two["weights"], probed["fit_two_again"]["weights"])
 
 
+@pytest.mark.processes
 def test_two_workers_hold_the_same_weights_as_each_other_and_as_two_replicas(
     probed: dict[str, dict[str, Any]],
 ) -> None:
@@ -237,6 +241,7 @@ def train_runs(root: Path) -> list[mlflow.entities.Run]:
     ]
 
 
+@pytest.mark.processes
 def test_local_workers_train_and_the_chief_alone_logs_and_registers(
     tiny_stage: Config, processed: Path, tmp_path: Path
 ) -> None:
@@ -292,6 +297,7 @@ def two_hosts(
     return roots, results
 
 
+@pytest.mark.processes
 def test_on_two_hosts_the_worker_that_is_not_chief_writes_nothing(
     tiny_stage: Config, processed: Path, tmp_path: Path
 ) -> None:
@@ -301,6 +307,7 @@ def test_on_two_hosts_the_worker_that_is_not_chief_writes_nothing(
     assert sorted(p.name for p in roots[1].iterdir()) == ["data", "params.yaml"]
 
 
+@pytest.mark.processes
 def test_hosts_that_disagree_on_params_both_stop_with_one_line_before_a_run(
     tiny_stage: Config, processed: Path, tmp_path: Path
 ) -> None:
@@ -315,6 +322,7 @@ def test_hosts_that_disagree_on_params_both_stop_with_one_line_before_a_run(
     assert not (roots[0] / "models").exists() and train_runs(roots[0]) == []
 
 
+@pytest.mark.processes
 def test_a_local_worker_killed_mid_run_stops_the_chief_with_one_line_and_no_outs(
     tiny_stage: Config, processed: Path, tmp_path: Path
 ) -> None:

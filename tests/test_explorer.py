@@ -237,6 +237,7 @@ def run_cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedP
     )
 
 
+@pytest.mark.processes
 def test_without_a_store_the_explorer_says_so_in_one_line_and_creates_none(
     tmp_path: Path,
 ) -> None:
@@ -259,6 +260,7 @@ def test_without_a_store_the_explorer_says_so_in_one_line_and_creates_none(
     assert not (tmp_path / "mlflow.db").exists()
 
 
+@pytest.mark.processes
 def test_a_store_that_does_not_answer_or_has_no_such_version_is_one_line(
     store: Store, tmp_path: Path
 ) -> None:
@@ -272,6 +274,7 @@ def test_a_store_that_does_not_answer_or_has_no_such_version_is_one_line(
     assert result.stderr.strip() == "error: vae-mnist has no version 12 (it has 2, 1)"
 
 
+@pytest.mark.processes
 def test_the_explorer_serves_its_page_and_reports_errors_in_the_terminal_too(
     store: Store,
 ) -> None:

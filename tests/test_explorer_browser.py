@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 import requests
 
-from .conftest import REPO, override
+from .conftest import REPO, override, real_mnist
 from .registered import Store, explorer, register
+
+pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", REPO / "test-artifacts"))
 CHROMIUM = ("chromium", "chromium-browser")  # Debian's name, and Ubuntu's
@@ -36,15 +38,15 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     from vae_mnist.config import PARAMS_FILE, load_config
 
     chromium()  # before the training, which the test would not use without a browser
-    mirror = os.environ.get("MNIST_MIRROR")
-    if not mirror or not Path(mirror).is_dir():
+    mirror = real_mnist()
+    if not mirror.is_dir():
         pytest.skip("MNIST_MIRROR is not a folder of the MNIST files (CI sets it)")
     quick = override(
         load_config(REPO / PARAMS_FILE),
         {"model.hidden_units": [64], "train.epochs": 1, "evaluate.iwae_samples": 2},
     )
     folder = tmp_path_factory.mktemp("explorer-browser")
-    return register(folder, Path(mirror), [quick, override(quick, {"seed": 7})])
+    return register(folder, mirror, [quick, override(quick, {"seed": 7})])
 
 
 @pytest.fixture

@@ -132,6 +132,7 @@ main()
 """
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_ends_the_run_killed_with_no_staging_left(
     tmp_path: Path, signum: signal.Signals, code: int
@@ -178,6 +179,7 @@ main()
 """
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_inside_a_store_transaction_waits_for_it_to_commit(
     tmp_path: Path, signum: signal.Signals, code: int
@@ -235,6 +237,7 @@ def locked_store(database: Path, seconds: float) -> Iterator[subprocess.Popen[st
         holder.wait()
 
 
+@pytest.mark.processes
 def test_a_store_locked_for_a_few_seconds_is_waited_for(
     config: Config, raw_dir: Path, tmp_path: Path, mlflow_store: str
 ) -> None:
@@ -249,6 +252,7 @@ def test_a_store_locked_for_a_few_seconds_is_waited_for(
     ]  # fmt: skip
 
 
+@pytest.mark.processes
 def test_a_store_locked_past_mlflows_wait_fails_in_one_line(
     config: Config, raw_dir: Path, tmp_path: Path
 ) -> None:
@@ -262,6 +266,7 @@ def test_a_store_locked_past_mlflows_wait_fails_in_one_line(
     assert not (folder / "processed").exists() and leftovers(folder) == []
 
 
+@pytest.mark.processes
 def test_a_lock_that_outlasts_mlflows_wait_mid_stage_is_one_error_and_the_run_fails(
     mlflow_store: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -279,6 +284,7 @@ def test_a_lock_that_outlasts_mlflows_wait_mid_stage_is_one_error_and_the_run_fa
     assert run.info.status == "FAILED"
 
 
+@pytest.mark.processes
 def test_a_store_in_an_unwritable_folder_fails_in_one_line(
     config: Config, raw_dir: Path, tmp_path: Path
 ) -> None:
@@ -292,6 +298,7 @@ def test_a_store_in_an_unwritable_folder_fails_in_one_line(
     assert not (folder / "processed").exists() and leftovers(folder) == []
 
 
+@pytest.mark.processes
 def test_an_unwritable_artifact_folder_fails_in_one_line_and_the_run_fails(
     config: Config, raw_dir: Path, tmp_path: Path
 ) -> None:
@@ -309,6 +316,7 @@ def test_an_unwritable_artifact_folder_fails_in_one_line_and_the_run_fails(
 # -- the disk -----------------------------------------------------------------------------------
 
 
+@pytest.mark.processes
 def test_a_full_disk_fails_in_one_line_and_leaves_no_partial_out(
     config: Config, raw_dir: Path, tmp_path: Path
 ) -> None:

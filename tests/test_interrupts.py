@@ -3,8 +3,8 @@ repros at once, a damaged out. Each time: one clear message, no half-written fil
 in DVC's cache, no staging folder or temporary file left, no MLflow run left RUNNING, and the
 workspace back to its last good state with `dvc checkout` or a `dvc repro` that completes.
 
-The tests share one copy of the repository (downloaded and preprocessed once, training shrunk
-to three epochs) and run in file order; each leaves it up to date for the next.
+The tests share one copy of the session's built pipeline (conftest.built_pipeline), its training
+set to two epochs, and run in file order; each leaves it up to date for the next.
 """
 
 from __future__ import annotations
@@ -36,18 +36,14 @@ UP_TO_DATE = "Data and pipelines are up to date."
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
-    mirror = os.environ.get("MNIST_MIRROR")
-    if not mirror:
-        pytest.skip("MNIST_MIRROR is not set: no real MNIST to run on (CI sets it)")
+def repo(built_pipeline: Repo, tmp_path_factory: pytest.TempPathFactory) -> Repo:
     root = tmp_path_factory.mktemp("interrupts")
-    repo = Repo(root / "repo", str(Path(mirror).resolve()))
-    repo.set_params({"train.epochs": 3, "evaluate.iwae_samples": 20})
-    repo.commit("training shrunk")
+    repo = built_pipeline.copy(root / "repo")
+    repo.set_params({"train.epochs": 2, "evaluate.iwae_samples": 20})
+    repo.commit("two epochs: not trained with them yet")
     # Every temporary file of the stages (MLflow's, Keras', Python's) lands here, to be checked.
     repo.env.update(TMPDIR=str(root / "tmp"), PYTHONUNBUFFERED="1")
     (root / "tmp").mkdir()
-    assert repo.repro("preprocess") == ["download", "preprocess"]
     return repo
 
 
@@ -214,10 +210,10 @@ def test_interrupted_training_registers_nothing_and_the_next_repro_completes(
         return [v.version for v in store(repo).search_model_versions("name = 'vae-mnist'")]
 
     registered = versions()
-    # first as `make repro` runs it (never trained yet), then retraining the trained model
-    trained = (repo.root / "models" / "vae.keras").exists()
+    # first as `make repro` runs it (not trained with these params yet), then retraining
+    trained = repo.dvc("status", "train").stdout.strip() == UP_TO_DATE
     args = ["repro", "--force", "--single-item", "train"] if trained else ["repro"]
-    text = interrupt(repo, signum, args, lambda output: printed(output, r"Epoch 2/3"))
+    text = interrupt(repo, signum, args, lambda output: printed(output, r"Epoch 2/2"))
     assert "Running stage 'train'" in text and "Running stage 'evaluate'" not in text
     assert not (repo.root / "models" / "vae.keras").exists()
     assert not (repo.root / "reports" / "training").exists()
@@ -249,7 +245,7 @@ def test_interrupted_evaluation_leaves_no_report_and_the_next_repro_completes(
 def test_a_second_repro_stops_on_dvcs_lock_and_the_first_completes(repo: Repo) -> None:
     before = repo.digests()
     with running(repo, "repro", "--force", "--single-item", "train") as (first, output):
-        wait_for(printed(output, r"Epoch 1/3"), "training", output)
+        wait_for(printed(output, r"Epoch 1/2"), "training", output)
         second = repo.dvc("repro", check=False)
         assert first.poll() is None  # the second ran while the first held the lock
         first.wait(timeout=WAIT_S)

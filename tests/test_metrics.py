@@ -1,39 +1,33 @@
-"""Test metrics on a tiny trained model: the IWAE bound's properties, determinism, the keys."""
+"""Tests of metrics.py: the test metrics of a trained model and the numbers of metrics.json.
+
+The IWAE bound's properties, determinism, batching, the summary's keys and rounding, active
+units, and which test images evaluation reads."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from vae_mnist.config import Config
-from vae_mnist.fitting import fit_vae
-from vae_mnist.metrics import per_image_terms, summarise
+from vae_mnist.metrics import ACTIVE_UNIT_THRESHOLD, per_image_terms, summarise
 
-from .conftest import override, write_history
+from .conftest import Trained
 
 
-@pytest.fixture(scope="module")
-def data() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    labels = (np.arange(300) % 10).astype(np.uint8)
-    # ten blurry "digits": each class lights its own band of rows, plus noise
-    images = rng.random((300, 28, 28)).astype(np.float32) * 0.2
-    for i, digit in enumerate(labels):
-        images[i, 2 * digit + 4 : 2 * digit + 8] += 0.7
-    return np.clip(images, 0, 1), labels
+@pytest.fixture
+def data(trained: Trained) -> tuple[np.ndarray, np.ndarray]:
+    """The blurry digits the session's model trained on, and their labels (read them only)."""
+    return trained.images, trained.labels
 
 
-@pytest.fixture(scope="module")
-def vae(data: tuple[np.ndarray, np.ndarray]):
-    from vae_mnist.config import load_config
+@pytest.fixture
+def vae(trained: Trained):
+    """The session's trained VAE (conftest.trained): TINY, three epochs on the blurry digits."""
+    return trained.model
 
-    from .conftest import REPO
 
-    config: Config = override(
-        load_config(REPO / "params.yaml"),
-        {"model.hidden_units": [64, 32], "train.epochs": 3, "train.batch_size": 30},
-    )
-    return fit_vae(config, data[0], data[0][:60], verbose=0).model
+@pytest.fixture
+def latent_dim(trained: Trained) -> int:
+    return trained.config.model.latent_dim
 
 
 def test_iwae_bound_is_tighter_than_the_elbo_per_image(vae, data) -> None:
@@ -61,13 +55,13 @@ def test_same_model_same_numbers(vae, data) -> None:
         np.testing.assert_array_equal(first[name], second[name])
 
 
-def test_batches_do_not_change_the_result_size(vae, data) -> None:
+def test_batches_do_not_change_the_result_size(vae, data, latent_dim: int) -> None:
     terms = per_image_terms(vae, data[0][:7], k=5000, seed=0)  # batch of 3 rows: padded tail
-    assert terms["neg_iwae"].shape == (7,) and terms["z_mean"].shape == (7, 2)
+    assert terms["neg_iwae"].shape == (7,) and terms["z_mean"].shape == (7, latent_dim)
     assert np.isfinite(terms["neg_iwae"]).all()
 
 
-def test_summary_has_every_documented_key(vae, data) -> None:
+def test_summary_has_every_documented_key(vae, data, latent_dim: int) -> None:
     summary = summarise(per_image_terms(vae, data[0], k=10, seed=0), data[1])
     assert set(summary["test"]) == {
         "reconstruction", "kl", "neg_elbo", "neg_iwae", "iwae_gap", "bits_per_dim", "active_units",
@@ -77,7 +71,7 @@ def test_summary_has_every_documented_key(vae, data) -> None:
         summary["test"]["reconstruction"] + summary["test"]["kl"], abs=1e-3
     )
     assert summary["test"]["iwae_gap"] > 0
-    assert 0 <= summary["test"]["active_units"] <= 2
+    assert 0 <= summary["test"]["active_units"] <= latent_dim
     assert sorted(summary["per_digit"]) == [str(d) for d in range(10)]
     assert set(summary["per_digit"]["3"]) == {
         "reconstruction", "kl", "neg_elbo", "neg_iwae", "iwae_gap", "mse",
@@ -97,40 +91,6 @@ def test_mse_is_the_error_of_what_the_registered_model_returns(vae, data) -> Non
     assert summary["test"]["mse"] == pytest.approx(expected.mean(), 1e-5)
     threes = data[1][:37] == 3
     assert summary["per_digit"]["3"]["mse"] == pytest.approx(expected[threes].mean(), 1e-5)
-
-
-@pytest.mark.parametrize("latent_dim", [2, 3])
-def test_figures_are_all_there_and_byte_stable(data, tmp_path, latent_dim: int) -> None:
-    from vae_mnist.config import load_config
-    from vae_mnist.model import build_vae
-    from vae_mnist.stages.evaluate import render_figures
-
-    from .conftest import REPO
-
-    config = override(
-        load_config(REPO / "params.yaml"),
-        {"model.hidden_units": [16], "model.latent_dim": latent_dim},
-    )
-    model = build_vae(config.model, False, seed=0)
-    images, labels = data
-    terms = per_image_terms(model, images, k=2, seed=0)
-    summary = summarise(terms, labels)
-    history = write_history(
-        tmp_path / "training",
-        [(1, 200, 190, 10, 199, 189, 10, 0.001, 1), (2, 180, 172, 8, 181, 173, 8, 0.001, 1)],
-    )
-    folders = [tmp_path / "a", tmp_path / "b"]
-    for folder in folders:
-        folder.mkdir()
-        render_figures(model, images, labels, terms, summary, history, folder, seed=0)
-    names = sorted(p.name for p in folders[0].iterdir())
-    assert names == [
-        "interpolations.png", "latent_space.png", "manifold.png", "per_digit_neg_elbo.png",
-        "prior_samples.png", "reconstructions.png", "training_curves.png",
-    ]  # fmt: skip
-    for name in names:
-        assert (folders[0] / name).read_bytes() == (folders[1] / name).read_bytes(), name
-        assert (folders[0] / name).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_bits_per_dim_comes_from_the_iwae_bound() -> None:
@@ -180,6 +140,27 @@ def test_active_units_are_the_latent_dimensions_whose_mean_varies_above_the_thre
     assert summarise(terms, np.zeros(n, np.uint8))["test"]["active_units"] == 3
 
 
+def test_a_latent_dimension_whose_variance_is_exactly_the_threshold_is_not_active() -> None:
+    """A latent dimension is active only when the variance of its mean is strictly above the
+    threshold (Burda et al.'s Cov_x(E[z|x]) > 0.01)."""
+    # first column: mean -0.2, variance (4 * 0.05**2 + 0.2**2) / 5 = 0.01 exactly in binary
+    # floating point too; second: variance 0.24; third: constant
+    z_mean = np.array(
+        [
+            [-0.25, 0.0, 1.0],
+            [-0.25, 1.0, 1.0],
+            [-0.25, 0.0, 1.0],
+            [-0.25, 1.0, 1.0],
+            [0.0, 0.0, 1.0],
+        ],
+        np.float32,
+    )
+    assert np.var(z_mean[:, 0].astype(np.float64)) == ACTIVE_UNIT_THRESHOLD
+    terms = {name: np.ones(5) for name in ("reconstruction", "kl", "neg_elbo", "neg_iwae", "mse")}
+    terms["z_mean"] = z_mean
+    assert summarise(terms, np.arange(5, dtype=np.uint8))["test"]["active_units"] == 1
+
+
 def test_padding_of_the_last_batch_keeps_each_image_with_its_own_terms(vae, data) -> None:
     """kl and mse need no sampling: each image's value must not depend on how it was batched."""
     from keras import ops
@@ -214,27 +195,6 @@ def test_evaluation_reads_the_test_images_as_data_binarize_says() -> None:
         "binarized in preprocess (static)",
     )
     assert binarized_test_images(grey, "none", seed=3) == (grey, "grey levels in [0, 1]")
-
-
-def test_the_reconstructions_figure_shows_the_model_output_under_the_originals(
-    vae, data, tmp_path
-) -> None:
-    from vae_mnist import figures
-    from vae_mnist.stages.evaluate import render_figures
-
-    images, labels = data
-    terms = per_image_terms(vae, images, k=2, seed=0)
-    history = write_history(tmp_path / "training", [(1, 200, 190, 10, 199, 189, 10, 0.001, 1)])
-    (tmp_path / "all").mkdir()
-    render_figures(vae, images, labels, terms, summarise(terms, labels), history,
-                   tmp_path / "all", seed=0)  # fmt: skip
-    chosen = figures.first_of_each_digit(labels)
-    outputs = np.asarray(vae(images[chosen]))[..., 0]
-    figures.reconstructions(images[chosen], outputs, tmp_path / "expected.png")
-    figures.reconstructions(images[chosen], images[chosen], tmp_path / "originals_twice.png")
-    made = (tmp_path / "all" / "reconstructions.png").read_bytes()
-    assert made == (tmp_path / "expected.png").read_bytes()
-    assert made != (tmp_path / "originals_twice.png").read_bytes()
 
 
 def test_a_long_evaluation_shows_its_progress_in_a_log_line_by_line(vae, data, capsys) -> None:

@@ -1,5 +1,7 @@
-"""MNIST_MIRROR: every value a user may set, in `mirrors_from_env()` and through the stage's CLI,
-and credentials in a mirror URL: used, and never shown or logged."""
+"""Tests of data/mirrors.py: MNIST_MIRROR, every value a user may set, and credentials in it.
+
+Every value in `mirrors_from_env()` and through the download stage's CLI; credentials in a
+mirror URL are used, and never shown or logged."""
 
 from __future__ import annotations
 
@@ -202,6 +204,7 @@ def only_error_line(result: subprocess.CompletedProcess[str], cwd: Path) -> str:
     ],
     ids=["missing", "file", "ftp", "http-remote"],
 )
+@pytest.mark.processes
 def test_cli_refuses_a_bad_mirror_in_one_line(tmp_path: Path, mirror: str, says: str) -> None:
     result = run_stage(tmp_path, mirror.format(tmp=tmp_path))
     line = only_error_line(result, tmp_path)
@@ -209,6 +212,7 @@ def test_cli_refuses_a_bad_mirror_in_one_line(tmp_path: Path, mirror: str, says:
     assert says.format(tmp=tmp_path) in line
 
 
+@pytest.mark.processes
 def test_cli_never_prints_or_logs_the_credentials_of_a_dead_mirror(tmp_path: Path) -> None:
     port = free_port()
     result = run_stage(tmp_path, f"http://{USER}:{SECRET}@127.0.0.1:{port}/mnist/")

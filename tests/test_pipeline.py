@@ -1,4 +1,5 @@
-"""End-to-end: real `dvc repro` in a temporary copy of the repository, real MNIST, real MLflow."""
+"""End-to-end: real `dvc repro` in a temporary copy of the repository, real MNIST, real MLflow;
+the session's built pipeline (conftest.built_pipeline) and copies of it."""
 
 from __future__ import annotations
 
@@ -13,57 +14,60 @@ import pytest
 
 from vae_mnist.data.arrays import SPLITS, load_split
 
-from .workspace import BIN, Repo
+from .workspace import BIN, STAGES, Repo
 
 pytestmark = pytest.mark.e2e
 
 
-def test_data_stages_rerun_exactly_what_changed(tmp_path: Path, mnist_mirror: Path) -> None:
-    repo = Repo(tmp_path, str(mnist_mirror.resolve()))
-    assert repo.repro("preprocess") == ["download", "preprocess"]
-
-    processed = tmp_path / "data" / "processed"
+def test_data_stages_write_mnist_and_rerun_exactly_what_changed(
+    built_pipeline: Repo, pipeline: Repo, mnist_mirror: Path
+) -> None:
+    processed = built_pipeline.root / "data" / "processed"
     sizes = {split: len(load_split(processed, split)[1]) for split in SPLITS}
     assert sizes == {"train": 55_000, "val": 5_000, "test": 10_000}
     for split in SPLITS:
         images, _ = load_split(processed, split)
         assert images.shape[1:] == (28, 28)
         assert images.min() == 0.0 and images.max() == 1.0
-    assert sorted(p.name for p in (tmp_path / "data" / "raw").iterdir()) == [
+    assert sorted(p.name for p in (built_pipeline.root / "data" / "raw").iterdir()) == [
         "t10k-images-idx3-ubyte.gz",
         "t10k-labels-idx1-ubyte.gz",
         "train-images-idx3-ubyte.gz",
         "train-labels-idx1-ubyte.gz",
     ]
 
-    assert repo.repro("preprocess") == []
-    assert "up to date" in repo.run(str(BIN / "dvc"), "status", "preprocess").stdout
-
-    repo.set_param("val_size: 5000", "val_size: 6000")
-    assert repo.repro("preprocess") == ["preprocess"]
-    assert len(load_split(processed, "val")[1]) == 6_000
-
     # The store sits at the repository root, outside every out, ignored by git.
-    store = tmp_path / "mlflow.db"
+    root = built_pipeline.root
+    store = root / "mlflow.db"
     assert store.is_file()
     store_files = ["mlflow.db", "mlflow.db.lock", "mlartifacts"]
-    assert repo.run("git", "check-ignore", *store_files).stdout.split() == store_files
+    assert built_pipeline.run("git", "check-ignore", *store_files).stdout.split() == store_files
     client = mlflow.MlflowClient(f"sqlite:///{store}")
     experiment = client.get_experiment_by_name("vae-mnist")
-    assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()
+    assert experiment.artifact_location == (root / "mlartifacts").as_uri()
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time"])
-    head = repo.run("git", "rev-parse", "HEAD").stdout.strip()
-    stages = ["download", "preprocess", "preprocess"]
-    assert [r.info.run_name for r in runs] == [f"{stage}@{head[:7]}" for stage in stages]
-    assert all(r.data.tags["mlflow.source.git.commit"] == head for r in runs)
+    ran_at = built_pipeline.run("git", "rev-parse", "HEAD~1").stdout.strip()
+    assert [r.info.run_name for r in runs] == [f"{stage}@{ran_at[:7]}" for stage in STAGES]
+    assert all(r.data.tags["mlflow.source.git.commit"] == ran_at for r in runs)
     assert all(r.info.status == "FINISHED" for r in runs)
-    assert [r.data.tags["dvc.stage"] for r in runs] == ["download", "preprocess", "preprocess"]
+    assert [r.data.tags["dvc.stage"] for r in runs] == STAGES
     download = runs[0].data.params
     assert download["train-images-idx3-ubyte.gz.source"] == str(
-        mnist_mirror.resolve() / "train-images-idx3-ubyte.gz"
+        mnist_mirror / "train-images-idx3-ubyte.gz"
     )
     assert download["train-images-idx3-ubyte.gz.sha256"].startswith("ba891046")
-    assert runs[2].data.params["data.val_size"] == "6000"
+
+    assert pipeline.repro("preprocess") == []
+    assert "up to date" in pipeline.dvc("status", "preprocess").stdout
+    pipeline.set_params({"data.val_size": 6000})
+    assert pipeline.repro("preprocess") == ["preprocess"]
+    assert len(load_split(pipeline.root / "data" / "processed", "val")[1]) == 6_000
+    client = mlflow.MlflowClient(f"sqlite:///{pipeline.root / 'mlflow.db'}")
+    (newest,) = client.search_runs(
+        [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1
+    )
+    assert newest.data.tags["dvc.stage"] == "preprocess"
+    assert newest.data.params["data.val_size"] == "6000"
 
 
 def test_unreachable_mirror_fails_in_one_line_and_writes_nothing(tmp_path: Path) -> None:
@@ -90,30 +94,27 @@ def test_params_typo_names_the_key_it_meant(tmp_path: Path) -> None:
     ]
 
 
-def test_train_registers_a_version_per_training_and_writes_stable_bytes(
-    tmp_path: Path, mnist_mirror: Path
+def test_train_registers_a_version_per_training_and_prints_nothing_alarming(
+    built_pipeline: Repo, pipeline: Repo
 ) -> None:
-    repo = Repo(tmp_path, str(mnist_mirror.resolve()))
-    repo.set_param("epochs: 12", "epochs: 1")
-    assert repo.repro("train") == ["download", "preprocess", "train"]
-    # nothing alarming that the user cannot act on: TensorFlow's CPU wheel probes no CUDA, its
-    # C++ INFO lines are off, MLflow finds pip; its own INFO lines may stay
-    alarming = re.compile(r"^(?:[EW]\d{4} |.*(?:\bERROR\b|\bWARNING\b|\w*Warning:))", re.MULTILINE)
-    assert not alarming.findall(repo.printed), repo.printed
-    loss = tmp_path / "reports" / "training" / "plots" / "metrics" / "train" / "loss.tsv"
+    # nothing alarming that the user cannot act on, on any CPU kind: TensorFlow's CPU wheel
+    # probes no CUDA, its C++ INFO lines and oneDNN's notice are off, MLflow finds pip; its own
+    # INFO lines may stay
+    alarming = re.compile(r"^(?:[EWI]\d{4} |.*(?:\bERROR\b|\bWARNING\b|\w*Warning:))", re.MULTILINE)
+    assert "Running stage 'train'" in built_pipeline.printed
+    assert not alarming.findall(built_pipeline.printed), built_pipeline.printed
+    loss = built_pipeline.root / "reports" / "training" / "plots" / "metrics" / "train" / "loss.tsv"
     assert loss.read_text().splitlines()[0] == "step\tloss" and len(loss.read_text().split()) == 4
 
-    repo.set_param("epochs: 1", "epochs: 2")
-    assert repo.repro("train") == ["train"]
-    assert repo.repro("train") == []
-    lock = (tmp_path / "dvc.lock").read_text()
-    assert repo.repro("-f", "train") == ["download", "preprocess", "train"]
-    assert (tmp_path / "dvc.lock").read_text() == lock  # same bytes: nothing downstream forced
+    pipeline.set_params({"train.epochs": 2})
+    assert pipeline.repro("train") == ["train"]
+    assert pipeline.repro("train") == []
 
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    root = pipeline.root
+    store = f"sqlite:///{root / 'mlflow.db'}"
     client = mlflow.MlflowClient(store)
     versions = client.search_model_versions("name = 'vae-mnist'")
-    assert sorted(int(v.version) for v in versions) == [1, 2, 3]
+    assert sorted(int(v.version) for v in versions) == [1, 2]
     second = client.get_model_version("vae-mnist", "2")
     run = client.get_run(second.run_id)
     assert run.info.run_name.startswith("train@") and run.data.tags["stage"] == "train"
@@ -125,9 +126,9 @@ def test_train_registers_a_version_per_training_and_writes_stable_bytes(
     assert not [name for name in run.data.metrics if "val_" in name]
     assert run.data.tags["registered_model_version"] == "2"
     model_sha = run.data.tags["model.sha256"]
-    assert model_sha == hashlib.sha256((tmp_path / "models" / "vae.keras").read_bytes()).hexdigest()
+    assert model_sha == hashlib.sha256((root / "models" / "vae.keras").read_bytes()).hexdigest()
     inputs = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
-    stats = json.loads((tmp_path / "data" / "processed" / "stats.json").read_text())
+    stats = json.loads((root / "data" / "processed" / "stats.json").read_text())
     assert inputs == {
         "mnist-train": stats["splits"]["train"]["digest"],
         "mnist-val": stats["splits"]["val"]["digest"],
@@ -143,38 +144,33 @@ def test_train_registers_a_version_per_training_and_writes_stable_bytes(
         "z_mean, _ = keras_model.get_layer('encoder')(np.zeros((1, 28, 28), np.float32))\n"
         "print(out.shape, z_mean.shape, 'vae_mnist' in sys.modules)\n"
     )
-    result = repo.run(sys.executable, "-c", code)
+    result = pipeline.run(sys.executable, "-c", code)
     assert result.stdout.strip().splitlines()[-1] == "(3, 28, 28, 1) (1, 2) False"
 
 
 def test_evaluate_reruns_alone_and_reaches_the_training_run(
-    tmp_path: Path, mnist_mirror: Path
+    built_pipeline: Repo, pipeline: Repo
 ) -> None:
-    repo = Repo(tmp_path, str(mnist_mirror.resolve()))
-    repo.set_param("epochs: 12", "epochs: 1")
-    repo.set_param("iwae_samples: 100", "iwae_samples: 5")
-    assert repo.repro() == ["download", "preprocess", "train", "evaluate"]
-    evaluation = tmp_path / "reports" / "evaluation"
+    evaluation = built_pipeline.root / "reports" / "evaluation"
     metrics = json.loads((evaluation / "metrics.json").read_text())
-    assert metrics["iwae_samples"] == 5 and metrics["test_images"] == "grey levels in [0, 1]"
+    assert metrics["iwae_samples"] == 2 and metrics["test_images"] == "grey levels in [0, 1]"
     assert metrics["test"]["neg_iwae"] < metrics["test"]["neg_elbo"] < 250
     assert len(list((evaluation / "figures").glob("*.png"))) == 7
-    repo.run("git", "add", "-A")
-    repo.run("git", "commit", "-qm", "first evaluation")
 
-    repo.set_param("iwae_samples: 5", "iwae_samples: 10")
-    assert repo.repro() == ["evaluate"]
-    diff = repo.run(str(BIN / "dvc"), "metrics", "diff", "--json").stdout
+    pipeline.set_params({"evaluate.iwae_samples": 3})
+    assert pipeline.repro() == ["evaluate"]
+    diff = pipeline.dvc("metrics", "diff", "--json").stdout
     changed = json.loads(diff)["reports/evaluation/metrics.json"]
-    assert changed["iwae_samples"] == {"old": 5, "new": 10, "diff": 5}
+    assert changed["iwae_samples"] == {"old": 2, "new": 3, "diff": 1}
     assert "test.neg_iwae" in changed
+    pipeline.commit("three samples")
 
-    figures_py = tmp_path / "src" / "vae_mnist" / "figures.py"
+    figures_py = pipeline.root / "src" / "vae_mnist" / "figures.py"
     figures_py.write_text(figures_py.read_text() + "\n# an edit\n")
-    assert repo.repro() == ["evaluate"]
+    assert pipeline.repro() == ["evaluate"]
 
-    metrics = json.loads((evaluation / "metrics.json").read_text())
-    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    metrics = json.loads((pipeline.root / "reports" / "evaluation" / "metrics.json").read_text())
+    client = mlflow.MlflowClient(f"sqlite:///{pipeline.root / 'mlflow.db'}")
     champion = client.get_model_version_by_alias("vae-mnist", "champion")
     train_run = client.get_run(champion.run_id)
     assert train_run.data.metrics["test/neg_elbo"] == pytest.approx(metrics["test"]["neg_elbo"])

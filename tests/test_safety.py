@@ -102,6 +102,7 @@ def listening(port: int) -> set[str]:
 LOOPBACK = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1, ::1
 
 
+@pytest.mark.processes
 def test_make_ui_listens_on_this_machine_only(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")  # the project root: the store goes here

@@ -1,4 +1,6 @@
-"""The preprocess stage's pure core on arrays alone: scaling, the split, binarization, stats."""
+"""Tests of data/splits.py: the preprocess stage's pure core, on arrays alone.
+
+Scaling, the stratified split and its rounding, binarization, and the numbers of stats.json."""
 
 from __future__ import annotations
 
@@ -56,6 +58,18 @@ def test_the_rounding_remainders_go_to_the_digits_with_the_largest_ones() -> Non
     assert np.bincount(tied[val], minlength=4).tolist() == [2, 2, 1, 1]
 
 
+def test_a_tie_between_rounding_remainders_goes_to_the_lower_digit() -> None:
+    """The digit counts the split puts into stats.json: of digits whose rounding remainders
+    tie, the lower one gets the image."""
+    # 62 of 218 images: the floors of the quotas give 58, and the four remainders left go to
+    # digit 9 (.95), digits 3 and 4 (.56 each), and one of the tied digits 1 and 2 (.41 each):
+    # the lower one, as a stable sort orders them (numpy's default sort may not).
+    counts = [36, 12, 12, 9, 9, 32, 15, 33, 25, 35]
+    labels = np.repeat(np.arange(10, dtype=np.uint8), counts)
+    _, val = stratified_split(labels, 62, np.random.default_rng(0))
+    assert np.bincount(labels[val], minlength=10).tolist() == [10, 4, 3, 3, 3, 9, 4, 9, 7, 10]
+
+
 def test_scale_maps_0_255_onto_0_1_in_float32() -> None:
     scaled = scale(np.array([[0, 51, 255]], dtype=np.uint8))
     assert scaled.dtype == np.float32
@@ -87,6 +101,14 @@ def test_split_stats_list_every_digit_and_round_the_mean_to_six_places() -> None
     recorded = split_stats(images, np.array([1, 1], np.uint8))
     assert recorded["digit_counts"] == {str(d): 2 if d == 1 else 0 for d in range(10)}
     assert recorded["pixel_mean"] == 0.666667
+
+
+def test_the_pixel_mean_is_the_exact_mean_rounded_to_six_places() -> None:
+    """stats.json's pixel mean: the exact value rounded to six places, not float32's."""
+    # (249 + 177 + 198 + 2) / (4 * 255) = 0.6137254..., which float32 arithmetic gets as 0.6137255
+    images = scale(np.array([[[249, 177], [198, 2]]], np.uint8))
+    recorded = split_stats(images, np.array([3], np.uint8))
+    assert recorded["pixel_mean"] == round(626 / 1020, 6) == 0.613725
 
 
 def test_split_stats_count_digest_digits_and_mean() -> None:

@@ -27,8 +27,8 @@ from vae_mnist.data.arrays import load_split
 from vae_mnist.stack.ceph import s3_client
 from vae_mnist.stack.state import Stack
 
-from .conftest import free_port
-from .workspace import BIN, STAGES, Repo
+from .conftest import free_port, real_mnist
+from .workspace import BIN, SHRUNK, STAGES, Repo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.stack]
 
@@ -41,12 +41,9 @@ DIGIT = 5
 @pytest.fixture(scope="module")
 def team_repo(team_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Repo:
     """A copy whose shrunk pipeline ran once with MLFLOW_TRACKING_URI on the stack's server."""
-    mirror = os.environ.get("MNIST_MIRROR")
-    if not mirror:
-        pytest.skip("MNIST_MIRROR is not set: no real MNIST to run on (CI sets it)")
-    repo = Repo(tmp_path_factory.mktemp("team"), str(Path(mirror).resolve()))
+    repo = Repo(tmp_path_factory.mktemp("team"), str(real_mnist()))
     repo.env["MLFLOW_TRACKING_URI"] = team_stack.tracking_uri
-    repo.set_params({"train.epochs": 1, "evaluate.iwae_samples": 2})
+    repo.set_params(SHRUNK)
     assert repo.repro() == STAGES
     repo.commit("the shrunk pipeline and its lock")
     return repo

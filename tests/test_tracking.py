@@ -81,6 +81,7 @@ def test_a_queued_experiment_is_named_and_tagged_from_what_dvc_gives(
     assert run_name("train", tags) == "train@parky-synd"
 
 
+@pytest.mark.processes
 def test_concurrent_stages_share_a_fresh_sqlite_store(tmp_path: Path) -> None:
     """What `dvc queue start -j 4` does on first use: four stages open one new store at once."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}

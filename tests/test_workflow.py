@@ -1,14 +1,13 @@
 """The DVC workflow end to end on one shrunk pipeline: bitwise reruns, a remote round trip,
 a queued grid on two workers, a named experiment, and the matrix of what reruns on each change.
 
-The tests share one built copy of the repository (building it is the expensive part) and run in
+The tests share one copy of the session's built pipeline (conftest.built_pipeline) and run in
 file order; each leaves the copy consistent (`dvc status` clean) for the next.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -25,16 +24,18 @@ QUEUE_TIMEOUT_S = 1200
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Repo:
-    """A copy whose whole pipeline ran once on a shrunk config, committed with its dvc.lock."""
-    mirror = os.environ.get("MNIST_MIRROR")
-    if not mirror:
-        pytest.skip("MNIST_MIRROR is not set: no real MNIST to run on (CI sets it)")
-    repo = Repo(tmp_path_factory.mktemp("workflow"), str(Path(mirror).resolve()))
-    repo.set_params({"train.epochs": 1, "evaluate.iwae_samples": 2})
-    assert repo.repro() == STAGES
-    repo.commit("the shrunk pipeline and its lock")
-    return repo
+def built(built_pipeline: Repo, tmp_path_factory: pytest.TempPathFactory) -> Repo:
+    """This module's copy of the session's built pipeline (shrunk, committed with its lock)."""
+    return built_pipeline.copy(tmp_path_factory.mktemp("workflow") / "repo")
+
+
+def would_rerun(repo: Repo) -> set[str]:
+    """The stages `dvc status` reports changed: asked of DVC in this process, as the CLI's
+    `dvc status --json` would, without a DVC start per question."""
+    from dvc.repo import Repo as DvcRepo
+
+    with DvcRepo(str(repo.root)) as dvc:
+        return {address.rsplit(":", 1)[-1] for address in dvc.status()}  # "<dvc.yaml>:<stage>"
 
 
 def store(repo: Repo) -> mlflow.MlflowClient:
@@ -196,6 +197,7 @@ CODE_EDITS = {
     "src/vae_mnist/figures.py": {"evaluate"},
     "src/vae_mnist/plane.py": {"evaluate"},  # the plane the figures draw on
     "src/vae_mnist/champion.py": {"evaluate"},  # the champion rule
+    "src/vae_mnist/tensorflow_env.py": {"train", "evaluate"},
     "src/vae_mnist/__init__.py": set(),
     "src/vae_mnist/recipes.py": set(),  # runs `dvc exp run -S ...`: what it sets decides
     # the explorer reads what the stages wrote: editing it reruns nothing
@@ -208,17 +210,20 @@ CODE_EDITS = {
     "benchmarks/train_throughput.py": set(),
 }
 
-# What `dvc repro` runs after each params change, applied one after another.
+# Which stages each params change makes stale, each made alone on the committed params: the
+# stages that read the key. What then reruns is DVC's cascade from those: a stage whose outs
+# changed makes the stages that read them stale (`test_a_changed_out_...` below, and the
+# experiments above, which rerun train then evaluate), one whose outs came out the same bytes
+# does not (`test_a_retrain_to_the_same_bytes_...`, run for real).
 PARAM_CHANGES = [
-    ({"mlflow.experiment_name": "other", "mlflow.registered_model_name": "other"}, []),
-    ({"mlflow.experiment_name": "vae-mnist", "mlflow.registered_model_name": "vae-mnist"}, []),
-    ({"evaluate.iwae_samples": 3}, ["evaluate"]),
-    ({"train.learning_rate": 0.002}, ["train", "evaluate"]),
-    ({"train.lr_decay_rate": 0.5}, ["train"]),  # unused by the constant schedule: same model bytes
-    ({"model.latent_dim": 3}, ["train", "evaluate"]),
-    ({"data.val_size": 6000}, ["preprocess", "train", "evaluate"]),
-    ({"seed": 7}, ["preprocess", "train", "evaluate"]),
-    ({"data.binarize": "static"}, ["preprocess", "train", "evaluate"]),
+    ({"mlflow.experiment_name": "other", "mlflow.registered_model_name": "other"}, set()),
+    ({"evaluate.iwae_samples": 3}, {"evaluate"}),
+    ({"train.learning_rate": 0.002}, {"train"}),
+    ({"train.lr_decay_rate": 0.5}, {"train"}),
+    ({"model.latent_dim": 3}, {"train"}),
+    ({"data.val_size": 6000}, {"preprocess"}),
+    ({"seed": 7}, {"preprocess", "train", "evaluate"}),
+    ({"data.binarize": "static"}, {"preprocess", "train", "evaluate"}),
 ]
 
 
@@ -232,7 +237,7 @@ def test_each_code_edit_marks_exactly_the_stages_that_import_it(built: Repo) -> 
         original = path.read_bytes()
         path.write_bytes(original + b"\n# an edit\n")
         try:
-            changed = set(json.loads(built.dvc("status", "--json").stdout))
+            changed = would_rerun(built)
         finally:
             path.write_bytes(original)
         if changed != expected:
@@ -241,10 +246,54 @@ def test_each_code_edit_marks_exactly_the_stages_that_import_it(built: Repo) -> 
     assert built.repro() == []
 
 
-def test_each_params_change_reruns_exactly_the_stages_that_read_it(built: Repo) -> None:
+def test_each_params_change_marks_exactly_the_stages_that_read_it(built: Repo) -> None:
     assert built.repro() == []
-    ran = []
-    for changes, _ in PARAM_CHANGES:
+    params = built.root / "params.yaml"
+    committed = params.read_bytes()
+    wrong = {}
+    for changes, expected in PARAM_CHANGES:
         built.set_params(changes)
-        ran.append(built.repro())
-    assert ran == [expected for _, expected in PARAM_CHANGES]
+        try:
+            changed = would_rerun(built)
+        finally:
+            params.write_bytes(committed)
+        if changed != expected:
+            wrong[", ".join(changes)] = sorted(changed)
+    assert wrong == {}
+    assert built.repro() == []
+
+
+def test_a_changed_out_makes_every_stage_that_reads_it_stale(built: Repo) -> None:
+    processed = built.root / "data" / "processed"
+    stats = processed / "stats.json"
+    original = stats.read_bytes()
+    stats.write_bytes(original + b" ")
+    try:
+        changed = would_rerun(built)
+    finally:
+        stats.write_bytes(original)
+    assert changed == {"preprocess", "train", "evaluate"}  # the out itself, and its readers
+    model = built.root / "models" / "vae.keras"
+    original = model.read_bytes()
+    model.write_bytes(original + b" ")
+    try:
+        changed = would_rerun(built)
+    finally:
+        model.write_bytes(original)
+    assert changed == {"train", "evaluate"}
+    assert would_rerun(built) == set()
+
+
+def test_a_retrain_to_the_same_bytes_stops_the_cascade_before_evaluate(built: Repo) -> None:
+    params, lock = built.root / "params.yaml", built.root / "dvc.lock"
+    before = params.read_bytes(), lock.read_bytes()  # as the experiments above left them
+    built.set_params({"mlflow.experiment_name": "other", "mlflow.registered_model_name": "other"})
+    assert built.repro() == []  # MLflow's names are no stage's input
+    params.write_bytes(before[0])
+    model = (built.root / "models" / "vae.keras").read_bytes()
+    built.set_params({"train.lr_decay_rate": 0.5})  # unused by the constant schedule
+    assert built.repro() == ["train"]
+    assert (built.root / "models" / "vae.keras").read_bytes() == model
+    params.write_bytes(before[0])
+    lock.write_bytes(before[1])
+    assert built.repro() == []

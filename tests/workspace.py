@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,8 @@ from .conftest import REPO
 
 BIN = Path(sys.executable).parent
 STAGES = ["download", "preprocess", "train", "evaluate"]
+# The real params.yaml, shrunk for the end-to-end tests: one epoch, a two-sample bound.
+SHRUNK = {"train.epochs": 1, "evaluate.iwae_samples": 2}
 OUTS = ["data/raw", "data/processed", "models/vae.keras", "reports/training",
         "reports/evaluation"]  # fmt: skip
 
@@ -57,6 +60,27 @@ class Repo:
         self.run("git", "init", "-q")
         self.run("git", "add", "-A")
         self.run("git", "commit", "-qm", "copy")
+
+    def copy(self, root: Path) -> Repo:
+        """A copy of this workspace at `root` that owns all it holds: git, outs, MLflow store.
+
+        The DVC cache is hard-linked (DVC never writes a cache file in place, and makes them
+        read-only); everything else is copied, since tests damage outs in place. DVC's own
+        temporary folder (locks, the experiment queue) is left behind, as a fresh clone has none.
+        """
+
+        def copy_or_link(source: str, target: str) -> None:
+            cached = Path(source).is_relative_to(self.root / ".dvc" / "cache")
+            os.link(source, target) if cached else shutil.copy2(source, target)
+
+        def dvc_tmp(folder: str, names: list[str]) -> list[str]:
+            return ["tmp"] if Path(folder) == self.root / ".dvc" else []
+
+        shutil.copytree(self.root, root, symlinks=True, copy_function=copy_or_link, ignore=dvc_tmp)
+        relocate_store(root / "mlflow.db", self.root, root)
+        copied = object.__new__(Repo)
+        copied.root, copied.env = root, dict(self.env)
+        return copied
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -129,3 +153,22 @@ class Repo:
         text = params.read_text()
         assert old in text
         params.write_text(text.replace(old, new, 1))
+
+
+def relocate_store(database: Path, old: Path, new: Path) -> None:
+    """Point a copied sqlite MLflow store at its new folder: its experiments, runs and model
+    versions name their artifacts by absolute path (as the project's store does, so that DVC's
+    experiment copies log into it)."""
+    if not database.is_file():
+        return
+    with sqlite3.connect(database) as db:
+        tables = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        for (table,) in tables:
+            for _, column, kind, *_ in db.execute(f"PRAGMA table_info('{table}')"):
+                if kind.upper().startswith(("VARCHAR", "TEXT")):
+                    db.execute(
+                        f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                        f'WHERE instr("{column}", ?) > 0',
+                        (str(old), str(new), str(old)),
+                    )
+    db.close()
