@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
@@ -36,6 +37,20 @@ def would_rerun(repo: Repo) -> set[str]:
 
     with DvcRepo(str(repo.root)) as dvc:
         return {address.rsplit(":", 1)[-1] for address in dvc.status()}  # "<dvc.yaml>:<stage>"
+
+
+def stale_while(repo: Repo, path: Path, change: Callable[[], object]) -> set[str]:
+    """What `dvc status` reports while `change` holds: `path` gets its bytes back after."""
+    original = path.read_bytes()
+    try:
+        change()
+        return would_rerun(repo)
+    finally:
+        path.write_bytes(original)
+
+
+def appended(path: Path, text: bytes) -> Callable[[], object]:
+    return lambda: path.write_bytes(path.read_bytes() + text)
 
 
 def store(repo: Repo) -> mlflow.MlflowClient:
@@ -234,12 +249,7 @@ def test_each_code_edit_marks_exactly_the_stages_that_import_it(built: Repo) -> 
     wrong = {}
     for name, expected in CODE_EDITS.items():
         path = built.root / name
-        original = path.read_bytes()
-        path.write_bytes(original + b"\n# an edit\n")
-        try:
-            changed = would_rerun(built)
-        finally:
-            path.write_bytes(original)
+        changed = stale_while(built, path, appended(path, b"\n# an edit\n"))
         if changed != expected:
             wrong[name] = sorted(changed)
     assert wrong == {}
@@ -249,14 +259,9 @@ def test_each_code_edit_marks_exactly_the_stages_that_import_it(built: Repo) -> 
 def test_each_params_change_marks_exactly_the_stages_that_read_it(built: Repo) -> None:
     assert built.repro() == []
     params = built.root / "params.yaml"
-    committed = params.read_bytes()
     wrong = {}
     for changes, expected in PARAM_CHANGES:
-        built.set_params(changes)
-        try:
-            changed = would_rerun(built)
-        finally:
-            params.write_bytes(committed)
+        changed = stale_while(built, params, lambda changes=changes: built.set_params(changes))
         if changed != expected:
             wrong[", ".join(changes)] = sorted(changed)
     assert wrong == {}
@@ -264,23 +269,11 @@ def test_each_params_change_marks_exactly_the_stages_that_read_it(built: Repo) -
 
 
 def test_a_changed_out_makes_every_stage_that_reads_it_stale(built: Repo) -> None:
-    processed = built.root / "data" / "processed"
-    stats = processed / "stats.json"
-    original = stats.read_bytes()
-    stats.write_bytes(original + b" ")
-    try:
-        changed = would_rerun(built)
-    finally:
-        stats.write_bytes(original)
-    assert changed == {"preprocess", "train", "evaluate"}  # the out itself, and its readers
+    stats = built.root / "data" / "processed" / "stats.json"
+    # the out itself, and its readers
+    assert stale_while(built, stats, appended(stats, b" ")) == {"preprocess", "train", "evaluate"}
     model = built.root / "models" / "vae.keras"
-    original = model.read_bytes()
-    model.write_bytes(original + b" ")
-    try:
-        changed = would_rerun(built)
-    finally:
-        model.write_bytes(original)
-    assert changed == {"train", "evaluate"}
+    assert stale_while(built, model, appended(model, b" ")) == {"train", "evaluate"}
     assert would_rerun(built) == set()
 
 
