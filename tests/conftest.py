@@ -33,7 +33,33 @@ REPO = Path(__file__).resolve().parents[1]
 quiet_tensorflow()  # the stages' TensorFlow settings, also for the tests that train in-process
 
 
+# Built once per session and tens of seconds to build: under pytest-xdist (`--dist loadgroup`)
+# every test that uses one runs in the same worker, so it is built once, not once per worker.
+SHARED_BUILDS = ("built_pipeline", "team_stack")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if group := worker_group(item):
+            item.add_marker(pytest.mark.xdist_group(group))
+    by_mutation_speed(items)
+
+
+def worker_group(item: pytest.Item) -> str | None:
+    """The tests that share a built fixture (a session's shared build, a module's fixture) are
+    one group; any other test goes to whichever worker is free."""
+    fixtures = getattr(item, "_fixtureinfo", None)
+    definitions = fixtures.name2fixturedefs if fixtures else {}
+    for name in SHARED_BUILDS:
+        if name in definitions:
+            return name
+    if any(defs[-1].scope == "module" for defs in definitions.values()):
+        return item.module.__name__ if isinstance(item, pytest.Function) else None
+    return None
+
+
+def by_mutation_speed(items: list[pytest.Item]) -> None:
     """Under `make mutation`, run the fastest tests first: pytest stops at the first failure,
     so a mutant the pinned-bytes tests kill costs seconds rather than the whole selection."""
     stats = Path("mutmut-stats.json")  # mutmut runs each mutant's tests inside mutants/
