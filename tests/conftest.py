@@ -3,6 +3,7 @@ the local team stack."""
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
 import os
@@ -33,9 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 quiet_tensorflow()  # the stages' TensorFlow settings, also for the tests that train in-process
 
 
-# Built once per session and tens of seconds to build: under pytest-xdist (`--dist loadgroup`)
-# every test that uses one runs in the same worker, so it is built once, not once per worker.
-SHARED_BUILDS = ("built_pipeline", "team_stack")
+# Started once per session and tens of seconds to start, and not shared between processes: under
+# pytest-xdist (`--dist loadgroup`) every test that uses one runs in the same worker. (The built
+# pipeline is shared through its folder: see built_pipeline.)
+SHARED_BUILDS = ("team_stack",)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
@@ -239,18 +241,40 @@ def mnist_mirror() -> Path:
 def built_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     """The real pipeline, download to evaluate, run once per session by `dvc repro` on real
     MNIST with the shrunk params (workspace.SHRUNK). Tests read it, and change only copies of
-    it (the `pipeline` fixture): building it is the expensive part.
+    it (the `pipeline` fixture): building it is the expensive part. Under pytest-xdist the
+    first worker to need it builds it and the others wait for it and share it.
 
     Its history: the copied tree, then the shrunk params (the stages ran at that commit, HEAD~1),
     then dvc.lock. `printed` is what that `dvc repro` printed."""
     from .workspace import SHRUNK, STAGES, Repo
 
-    repo = Repo(tmp_path_factory.mktemp("built") / "repo", str(real_mnist()))
-    repo.set_params(SHRUNK)
-    repo.commit("the shrunk params")
-    assert repo.repro() == STAGES
-    repo.commit("the shrunk pipeline's lock")
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the session's folder, above each worker's own
+    folder, printed = shared / "built", shared / "built" / "printed.txt"
+    with exclusive(shared / "built.lock"):
+        if not printed.is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed in another worker
+            repo = Repo(folder / "repo", str(real_mnist()))
+            repo.set_params(SHRUNK)
+            repo.commit("the shrunk params")
+            assert repo.repro() == STAGES
+            repo.commit("the shrunk pipeline's lock")
+            printed.write_text(repo.printed)
+    repo = Repo.at(folder / "repo", str(real_mnist()))
+    repo.printed = printed.read_text()
     return repo
+
+
+@contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Held by one process of the session at a time (an advisory lock on `lock`)."""
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @pytest.fixture

@@ -49,23 +49,33 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     return register(folder, mirror, [quick, override(quick, {"seed": 7})])
 
 
-@pytest.fixture
-def page(store: Store) -> Iterator:
+@pytest.fixture(scope="module")
+def browser(store: Store) -> Iterator:
+    """One explorer process and one Chromium for the module: each test opens its own page."""
     from playwright.sync_api import sync_playwright
 
     with explorer(store, "--test-images", str(store.processed)) as running, sync_playwright() as p:
         # --no-sandbox: Chromium refuses to run as root with its sandbox (CI runs as root)
-        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        chrome = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        chrome.running = running
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 860})
-            page.errors = []
-            page.on("pageerror", lambda error: page.errors.append(str(error)))
-            page.goto(running.url)
-            page.wait_for_selector("body[data-ready='1']", timeout=60_000)
-            page.running = running
-            yield page
+            yield chrome
         finally:
-            browser.close()
+            chrome.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator:
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    try:
+        page.errors = []
+        page.on("pageerror", lambda error: page.errors.append(str(error)))
+        page.goto(browser.running.url)
+        page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        page.running = browser.running
+        yield page
+    finally:
+        page.close()
 
 
 def pixels(page, selector: str) -> np.ndarray:

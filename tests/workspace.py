@@ -31,17 +31,7 @@ class Repo:
     def __init__(self, root: Path, mirror: str | None, clone_of: str | None = None) -> None:
         """A copy of the working tree, or with `clone_of` a `git clone` of that URL."""
         self.root = root
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
-        self.env.update(
-            PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
-            DVC_NO_ANALYTICS="1",
-            GIT_AUTHOR_NAME="test",
-            GIT_AUTHOR_EMAIL="test@example.invalid",
-            GIT_COMMITTER_NAME="test",
-            GIT_COMMITTER_EMAIL="test@example.invalid",
-        )
-        if mirror is not None:
-            self.env["MNIST_MIRROR"] = mirror
+        self.env = user_env(mirror)
         if clone_of is not None:
             root.mkdir(parents=True, exist_ok=True)
             self.run("git", "clone", "-q", clone_of, ".")
@@ -60,6 +50,13 @@ class Repo:
         self.run("git", "init", "-q")
         self.run("git", "add", "-A")
         self.run("git", "commit", "-qm", "copy")
+
+    @classmethod
+    def at(cls, root: Path, mirror: str | None) -> Repo:
+        """The workspace that another process of this session made at `root`, as it left it."""
+        repo = object.__new__(cls)
+        repo.root, repo.env = root, user_env(mirror)
+        return repo
 
     def copy(self, root: Path) -> Repo:
         """A copy of this workspace at `root` that owns all it holds: git, outs, MLflow store.
@@ -153,6 +150,23 @@ class Repo:
         text = params.read_text()
         assert old in text
         params.write_text(text.replace(old, new, 1))
+
+
+def user_env(mirror: str | None) -> dict[str, str]:
+    """The environment a user's shell gives `dvc`: this project's tools first on PATH, no
+    DVC or MLflow setting of the test run's own, and MNIST from `mirror`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        DVC_NO_ANALYTICS="1",
+        GIT_AUTHOR_NAME="test",
+        GIT_AUTHOR_EMAIL="test@example.invalid",
+        GIT_COMMITTER_NAME="test",
+        GIT_COMMITTER_EMAIL="test@example.invalid",
+    )
+    if mirror is not None:
+        env["MNIST_MIRROR"] = mirror
+    return env
 
 
 def relocate_store(database: Path, old: Path, new: Path) -> None:
