@@ -58,7 +58,7 @@ def test_data_stages_write_mnist_and_rerun_exactly_what_changed(
     assert download["train-images-idx3-ubyte.gz.sha256"].startswith("ba891046")
 
     assert pipeline.repro("preprocess") == []
-    assert "up to date" in pipeline.dvc("status", "preprocess").stdout
+    assert pipeline.status("preprocess") == {}
     pipeline.set_params({"data.val_size": 6000})
     assert pipeline.repro("preprocess") == ["preprocess"]
     assert len(load_split(pipeline.root / "data" / "processed", "val")[1]) == 6_000

@@ -109,6 +109,19 @@ class Repo:
         self.printed = result.stdout + result.stderr
         return re.findall(r"Running stage '([^']+)'", result.stdout)
 
+    def status(self, *targets: str) -> dict[str, list[Any]]:
+        """What `dvc status [targets]` reports, by stage: asked of DVC in this process (as the
+        CLI's `--json` would give it), without a DVC start per question."""
+        from dvc.repo import Repo as DvcRepo
+
+        with DvcRepo(str(self.root)) as dvc:
+            found = dvc.status(targets=list(targets) or None)
+        return {address.rsplit(":", 1)[-1]: changes for address, changes in found.items()}
+
+    def stale(self) -> set[str]:
+        """The stages `dvc status` reports changed: the empty set when up to date."""
+        return set(self.status())
+
     def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run(str(BIN / "dvc"), *args, check=check)
 
