@@ -196,6 +196,43 @@ def test_a_signal_inside_a_store_transaction_waits_for_it_to_commit(
     assert run.data.params == {"a": "1", "b": "2"}
 
 
+# The signal arrives while TensorFlow traces a function into a graph (here: from inside the traced
+# Python body, a second before the trace ends). Raised there, an interruption can come out of
+# TensorFlow's C++ bindings as a SystemError with a traceback; it must wait for the trace to end.
+MID_TRACE = """
+import os, signal, sys, time
+from vae_mnist.tensorflow_env import quiet_tensorflow
+quiet_tensorflow()
+import tensorflow as tf
+from vae_mnist.errors import reports_errors
+
+@tf.function
+def traced(x):
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(1)
+    print("traced to the end", flush=True)
+    return x + 1
+
+@reports_errors
+def main():
+    traced(tf.constant(1.0))
+    time.sleep(120)
+
+main()
+"""
+
+
+@pytest.mark.processes
+def test_a_signal_while_tensorflow_traces_a_function_waits_for_the_trace(tmp_path: Path) -> None:
+    stage = subprocess.run(
+        [str(BIN / "python"), "-c", MID_TRACE], cwd=tmp_path, env=stage_env(),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert stage.returncode == 143, stage.stderr
+    assert stage.stdout == "traced to the end\n"
+    assert printed(stage.stderr) == ["interrupted (SIGTERM)"]
+
+
 @pytest.mark.parametrize("interruption", [KeyboardInterrupt, Terminated])
 def test_an_interrupted_stage_run_ends_killed_and_a_failed_one_failed(
     mlflow_store: str, interruption: type[BaseException]

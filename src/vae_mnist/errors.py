@@ -77,8 +77,18 @@ def fail(error: VaeMnistError) -> NoReturn:
 
 # Code an interruption must not cut through. A database transaction cut halfway keeps its locks in
 # this process (sqlite's write lock, PostgreSQL's row locks), so ending the MLflow run KILLED would
-# wait on them and fail; and an exception raised in a weakref callback is dropped with a traceback.
-UNINTERRUPTIBLE = ("sqlalchemy.", "sqlite3", "psycopg", "mlflow.store.", "weakref")
+# wait on them and fail; an exception raised in a weakref callback is dropped with a traceback; and
+# one raised while TensorFlow traces a function into a graph can surface from its C++ bindings as
+# "SystemError: Objects/listobject.c:338: bad argument to internal function" (seen in CI, inside
+# auto_control_deps) instead of the interruption. Tracing takes a second or two, once per function.
+UNINTERRUPTIBLE = (
+    "sqlalchemy.",
+    "sqlite3",
+    "psycopg",
+    "mlflow.store.",
+    "weakref",
+    "tensorflow.python.framework.func_graph",
+)
 DEFER_S = 0.02  # how soon a deferred signal is delivered again
 
 
