@@ -32,7 +32,6 @@ pytestmark = pytest.mark.e2e
 
 WAIT_S = 600  # for a stage to reach the point where the test interrupts it
 SIGNALS = [signal.SIGINT, signal.SIGTERM]
-UP_TO_DATE = "Data and pipelines are up to date."
 
 
 @pytest.fixture(scope="module")
@@ -197,9 +196,9 @@ def test_interrupted_download_leaves_nothing_and_checkout_restores_it(
         mirror.shutdown()
     assert not (repo.root / "data" / "raw").exists()
     assert_killed(repo, "download")
-    assert "data/raw" in repo.dvc("status", "download").stdout  # deleted, as DVC does
+    assert repo.status("download") == {"download": [{"changed outs": {"data/raw": "deleted"}}]}
     repo.dvc("checkout", "data/raw")
-    assert repo.dvc("status", "preprocess").stdout.strip() == UP_TO_DATE
+    assert repo.status("preprocess") == {}
 
 
 @pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: s.name)
@@ -211,7 +210,7 @@ def test_interrupted_training_registers_nothing_and_the_next_repro_completes(
 
     registered = versions()
     # first as `make repro` runs it (not trained with these params yet), then retraining
-    trained = repo.dvc("status", "train").stdout.strip() == UP_TO_DATE
+    trained = repo.status("train") == {}
     args = ["repro", "--force", "--single-item", "train"] if trained else ["repro"]
     text = interrupt(repo, signum, args, lambda output: printed(output, r"Epoch 2/2"))
     assert "Running stage 'train'" in text and "Running stage 'evaluate'" not in text
@@ -223,7 +222,7 @@ def test_interrupted_training_registers_nothing_and_the_next_repro_completes(
     # checks its outs out of the cache rather than training again.
     assert repo.repro() == ([] if trained else ["train", "evaluate"])
     assert (repo.root / "models" / "vae.keras").is_file()
-    assert repo.dvc("status").stdout.strip() == UP_TO_DATE
+    assert repo.stale() == set()
     assert strays(repo) == []
 
 
@@ -239,7 +238,7 @@ def test_interrupted_evaluation_leaves_no_report_and_the_next_repro_completes(
     assert_killed(repo, "evaluate")
     assert repo.repro() == []  # evaluated before with the same inputs: from DVC's run cache
     assert (repo.root / "reports" / "evaluation" / "metrics.json").is_file()
-    assert repo.dvc("status").stdout.strip() == UP_TO_DATE
+    assert repo.stale() == set()
 
 
 def test_a_second_repro_stops_on_dvcs_lock_and_the_first_completes(repo: Repo) -> None:
@@ -257,7 +256,13 @@ def test_a_second_repro_stops_on_dvcs_lock_and_the_first_completes(repo: Repo) -
     assert "Running stage" not in second.stdout
     assert first.returncode == 0, output.read_text()
     assert repo.digests() == before  # the same model, bit for bit: nothing corrupted
-    assert repo.dvc("status").stdout.strip() == UP_TO_DATE
+    assert repo.stale() == set()
+
+
+STALE_WHEN_DAMAGED = {
+    "data/processed/train_images.npy": {"preprocess", "train", "evaluate"},
+    "models/vae.keras": {"train", "evaluate"},
+}
 
 
 @pytest.mark.parametrize(
@@ -272,7 +277,8 @@ def test_a_damaged_out_fails_the_stage_that_reads_it_and_checkout_restores_it(
     content = bytearray(path.read_bytes())
     content[len(content) // 2] ^= 0xFF
     path.write_bytes(bytes(content))
-    assert "modified:" in repo.dvc("status").stdout
+    # the stage that wrote it and every stage that reads it
+    assert repo.stale() == STALE_WHEN_DAMAGED[damaged]
 
     result = repo.dvc("repro", "--single-item", stage, check=False)
     assert result.returncode != 0
@@ -284,5 +290,5 @@ def test_a_damaged_out_fails_the_stage_that_reads_it_and_checkout_restores_it(
     refused = repo.dvc("checkout", check=False)
     assert refused.returncode != 0 and "--force" in refused.stderr
     repo.dvc("checkout", "--force")
-    assert repo.dvc("status").stdout.strip() == UP_TO_DATE
+    assert repo.stale() == set()
     assert repo.repro() == []

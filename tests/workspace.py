@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -114,7 +115,10 @@ class Repo:
         CLI's `--json` would give it), without a DVC start per question."""
         from dvc.repo import Repo as DvcRepo
 
-        with DvcRepo(str(self.root)) as dvc:
+        # From the repository's root, as the CLI runs: DVC reads a target's dvc.yaml relative to
+        # the process's working directory, not to the Repo's root (elsewhere it would load another
+        # checkout's stages, whose outs lie outside this repo: DVC's `assert self.is_in_repo`).
+        with contextlib.chdir(self.root), DvcRepo(str(self.root)) as dvc:
             found = dvc.status(targets=list(targets) or None)
         return {address.rsplit(":", 1)[-1]: changes for address, changes in found.items()}
 
