@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -23,7 +24,7 @@ import numpy as np
 import pytest
 
 from vae_mnist.config import PARAMS_FILE, Config, load_config
-from vae_mnist.data.raw import SPLIT_FILES
+from vae_mnist.data.raw import SPLIT_FILES, MnistFile
 from vae_mnist.stack.control import DEFAULT_PORTS
 from vae_mnist.stack.state import Stack
 from vae_mnist.tensorflow_env import quiet_tensorflow
@@ -204,6 +205,16 @@ def write_raw(folder: Path, train: int = 200, test: int = 50) -> Path:
         write_gz(folder / images_name, encode_idx(images))
         write_gz(folder / labels_name, encode_idx(labels))
     return folder
+
+
+def file_table(raw_dir: Path) -> dict[str, MnistFile]:
+    """The download stage's table of MNIST files (name, sha256, size) for the synthetic files in
+    raw_dir, to stand for the real table, which names MNIST's."""
+    table = {}
+    for path in sorted(raw_dir.iterdir()):
+        content = gzip.decompress(path.read_bytes())
+        table[path.name] = MnistFile(path.name, hashlib.sha256(content).hexdigest(), len(content))
+    return table
 
 
 @pytest.fixture

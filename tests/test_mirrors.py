@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import gzip
-import hashlib
 import os
 import shutil
 import subprocess
@@ -30,12 +28,11 @@ from vae_mnist.data.mirrors import (
     Policy,
     mirrors_from_env,
 )
-from vae_mnist.data.raw import MnistFile
 from vae_mnist.errors import DownloadError
 from vae_mnist.stages.download import download
 from vae_mnist.urls import redact
 
-from .conftest import REPO, free_port
+from .conftest import REPO, file_table, free_port
 
 USER, SECRET = "u5er-k9", "pa55-s3cr3t-q2"  # distinct enough that no other text holds them
 QUICK = Policy(connect_timeout=2.0, read_timeout=2.0, attempts=1, backoff=0.01)
@@ -274,10 +271,7 @@ def test_download_uses_the_credentials_and_logs_the_mirror_without_them(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    table = {}
-    for path in sorted(raw_dir.iterdir()):
-        content = gzip.decompress(path.read_bytes())
-        table[path.name] = MnistFile(path.name, hashlib.sha256(content).hexdigest(), len(content))
+    table = file_table(raw_dir)  # the stage's own table names MNIST's files
     monkeypatch.setattr(mirrors, "MNIST_FILES", table)
     monkeypatch.setenv(MIRROR_ENV, auth_mirror.url())
     monkeypatch.delenv(ALLOW_HTTP_ENV, raising=False)

@@ -14,7 +14,6 @@ import pytest
 
 from vae_mnist.config import Config
 from vae_mnist.data import mirrors
-from vae_mnist.data.raw import MnistFile
 from vae_mnist.errors import DownloadError
 from vae_mnist.history import read as read_history
 from vae_mnist.model import load_vae
@@ -24,7 +23,7 @@ from vae_mnist.stages.evaluate import FIGURES_DIR, METRICS_FILE, PER_DIGIT_FILE,
 from vae_mnist.stages.preprocess import preprocess
 from vae_mnist.stages.train import train
 
-from .conftest import override
+from .conftest import file_table, override
 
 
 @pytest.fixture
@@ -48,11 +47,7 @@ def test_download_verifies_every_file_and_replaces_the_folder_only_when_all_are_
     mlflow_store: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The stage's own file table, pointed at the synthetic files (the real one names MNIST's).
-    table = {}
-    for path in sorted(raw_dir.iterdir()):
-        content = gzip.decompress(path.read_bytes())
-        table[path.name] = MnistFile(path.name, hashlib.sha256(content).hexdigest(), len(content))
+    table = file_table(raw_dir)  # the stage's own table names MNIST's files
     monkeypatch.setattr(mirrors, "MNIST_FILES", table)
     monkeypatch.setenv("MNIST_MIRROR", str(raw_dir))
     out = tmp_path / "data" / "raw"
