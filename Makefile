@@ -17,7 +17,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_SYSTEM_CERTS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help env repro test test-fast lint format ui serve explore browser-deps recipe bench mutation
+.PHONY: help env repro test test-fast lint format deps ui serve explore browser-deps recipe bench mutation
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,9 +47,13 @@ test: env ## run the whole test suite (end-to-end tests need MNIST_MIRROR or int
 test-fast: env ## the unit tests only (no end-to-end run, team stack, browser or fresh TensorFlow)
 	$(PYTEST) -m "not e2e and not stack and not browser and not processes"
 
-lint: env ## ruff: lint and format check
+lint: env ## ruff: lint and format check; dvc.yaml's code deps are the stages' imports
 	ruff check .
 	ruff format --check .
+	python -m vae_mnist.deps --check
+
+deps: env ## write each stage's code deps into dvc.yaml from what its script imports
+	python -m vae_mnist.deps --write
 
 format: env ## ruff: fix what can be fixed and format
 	ruff check --fix .

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import struct
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
-from vae_mnist.config import PARAMS_FILE, Config, load_config
+from vae_mnist.config import PARAMS_FILE, Config, load_config, set_dotted
 from vae_mnist.data.raw import SPLIT_FILES, MnistFile
 from vae_mnist.stack.control import DEFAULT_PORTS
 from vae_mnist.stack.state import Stack
@@ -150,11 +149,7 @@ def override(config: Config, changes: dict[str, Any]) -> Config:
     """A copy of `config` with dotted keys replaced, validated like params.yaml."""
     tree = config.model_dump()
     for dotted, value in changes.items():
-        *sections, key = dotted.split(".")
-        node = tree
-        for section in sections:
-            node = node[section]
-        node[key] = value
+        set_dotted(tree, dotted, value)
     return Config.model_validate(tree)
 
 
@@ -162,13 +157,6 @@ def foreground() -> None:
     """Ctrl-C's default action, as a shell gives its foreground job: a job started in the
     background (CI runners do that) inherits SIGINT ignored, and Python then keeps ignoring it."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_gz(path: Path, content: bytes) -> Path:

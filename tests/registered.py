@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from vae_mnist.config import Config
+from vae_mnist.ports import free_port
 
-from .conftest import REPO, free_port
+from .conftest import REPO
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from vae_mnist.cluster import WORKERS_ENV, free_addresses, local_workers, tf_config, workers_wanted
-from vae_mnist.config import Config
+from vae_mnist.config import Config, set_dotted
 from vae_mnist.distribution import CPU_DEVICES_ENV, TF_CONFIG_ENV, Topology, start
 from vae_mnist.errors import ClusterError, ConfigError
 from vae_mnist.fitting import check_batch_size
@@ -210,8 +210,7 @@ def workspace(root: Path, config: Config, processed: Path, **changes: Any) -> Pa
     root.mkdir()
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for dotted, value in {**flat_changes(config), **changes}.items():
-        section, key = dotted.split(".") if "." in dotted else (None, dotted)
-        (params[section] if section else params)[key] = value
+        set_dotted(params, dotted, value)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     (root / "data").mkdir()
     (root / "data" / "processed").symlink_to(processed)

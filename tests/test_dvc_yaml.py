@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
 import yaml
@@ -16,44 +15,7 @@ SRC = REPO / "src"
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
 
-def module_file(name: str) -> Path | None:
-    """The file of a vae_mnist module, or None for packages and names that are not modules."""
-    path = SRC.joinpath(*name.split("."))
-    return path.with_suffix(".py") if path.with_suffix(".py").is_file() else None
-
-
-def imported_modules(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {name for name in names if name.split(".")[0] == "vae_mnist"}
-
-
-def import_closure(script: Path) -> set[str]:
-    """Every vae_mnist module file that running `script` loads, as repo-relative paths."""
-    seen: set[Path] = set()
-    todo = [script]
-    while todo:
-        for name in imported_modules(todo.pop()):
-            file = module_file(name)
-            if file and file not in seen:
-                seen.add(file)
-                todo.append(file)
-    return {str(file.relative_to(REPO)) for file in seen}
-
-
-@pytest.mark.parametrize("stage", sorted(STAGES))
-def test_stage_depends_on_its_script_and_exactly_the_modules_it_imports(stage: str) -> None:
-    script = REPO / "pipeline" / f"{stage}.py"
-    assert script.is_file(), "a stage's script is named after the stage"
-    deps = set(STAGES[stage]["deps"])
-    assert f"pipeline/{stage}.py" in deps
-    declared_code = {d for d in deps if d.startswith("src/")}
-    assert declared_code == import_closure(script)
+# That each stage's code deps are exactly what its script imports: tests/test_deps.py.
 
 
 def test_packages_hold_no_code() -> None:

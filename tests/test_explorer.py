@@ -17,8 +17,9 @@ import pytest
 
 from vae_mnist.figures import latent_projection
 from vae_mnist.model import load_vae
+from vae_mnist.ports import free_port
 
-from .conftest import REPO, free_port, override, write_raw
+from .conftest import REPO, override, write_raw
 from .registered import Store, explorer, register
 
 TEST_IMAGES = 120

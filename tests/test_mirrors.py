@@ -29,10 +29,11 @@ from vae_mnist.data.mirrors import (
     mirrors_from_env,
 )
 from vae_mnist.errors import DownloadError
+from vae_mnist.ports import free_port
 from vae_mnist.stages.download import download
 from vae_mnist.urls import redact
 
-from .conftest import REPO, file_table, free_port
+from .conftest import REPO, file_table
 
 USER, SECRET = "u5er-k9", "pa55-s3cr3t-q2"  # distinct enough that no other text holds them
 QUICK = Policy(connect_timeout=2.0, read_timeout=2.0, attempts=1, backoff=0.01)

@@ -18,11 +18,12 @@ from vae_mnist.config import Config
 from vae_mnist.data.arrays import STATS_FILE, load_split, split_files
 from vae_mnist.errors import DataError
 from vae_mnist.outputs import file_sha256
+from vae_mnist.ports import free_port
 from vae_mnist.stages.evaluate import evaluate
 from vae_mnist.stages.preprocess import preprocess
 from vae_mnist.stages.train import train
 
-from .conftest import REPO, free_port, override
+from .conftest import REPO, override
 
 BIN = Path(sys.executable).parent
 SECRETS = {  # what a CI runner or a laptop keeps in its environment

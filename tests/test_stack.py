@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 
 from vae_mnist.errors import StackError
+from vae_mnist.ports import free_port
 from vae_mnist.stack.ceph import s3_client
 from vae_mnist.stack.control import DEFAULT_PORTS, down, status, up
 from vae_mnist.stack.processes import alive
 from vae_mnist.stack.state import Stack, read
 
-from .conftest import REPO, free_port, processes_of, require_stack_binaries, stack_folder
+from .conftest import REPO, processes_of, require_stack_binaries, stack_folder
 
 pytestmark = pytest.mark.stack
 

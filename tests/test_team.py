@@ -24,10 +24,11 @@ import numpy as np
 import pytest
 
 from vae_mnist.data.arrays import load_split
+from vae_mnist.ports import free_port
 from vae_mnist.stack.ceph import s3_client
 from vae_mnist.stack.state import Stack
 
-from .conftest import free_port, real_mnist
+from .conftest import real_mnist
 from .workspace import BIN, SHRUNK, STAGES, Repo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.stack]

@@ -16,11 +16,12 @@ import pytest
 
 from vae_mnist.config import Config
 from vae_mnist.errors import TrackingError
+from vae_mnist.ports import free_port
 from vae_mnist.stages.preprocess import preprocess
 from vae_mnist.tracking.runs import run_name, run_tags, stage_run
 from vae_mnist.tracking.store import EXPERIMENT_KIND_TAG, experiment_id, store
 
-from .conftest import free_port, override
+from .conftest import override
 
 BIN = Path(sys.executable).parent
 

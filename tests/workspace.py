@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from vae_mnist.config import set_dotted
+
 from .conftest import REPO
 
 BIN = Path(sys.executable).parent
@@ -154,12 +156,7 @@ class Repo:
         params = self.root / "params.yaml"
         tree = yaml.safe_load(params.read_text())
         for dotted, value in changes.items():
-            *sections, key = dotted.split(".")
-            node = tree
-            for section in sections:
-                node = node[section]
-            assert key in node, dotted
-            node[key] = value
+            set_dotted(tree, dotted, value, new=False)  # a misspelt key would change nothing
         params.write_text(yaml.safe_dump(tree, sort_keys=False))
 
     def set_param(self, old: str, new: str) -> None:

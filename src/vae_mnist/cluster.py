@@ -13,17 +13,17 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 
 from vae_mnist.errors import ClusterError, ConfigError
+from vae_mnist.ports import LOCALHOST, free_ports
 
 TF_CONFIG_ENV = "TF_CONFIG"  # TensorFlow's: the cluster and this process's place in it
 WORKERS_ENV = "VAE_MNIST_WORKERS"
 DEFAULT_WORKERS = 2
-HOST = "127.0.0.1"
+HOST = LOCALHOST
 STOP_GRACE_S = 10  # how long a worker has to exit on SIGTERM before it is killed
 
 
@@ -35,16 +35,8 @@ def tf_config(addresses: Sequence[str], index: int) -> str:
 
 
 def free_addresses(count: int) -> list[str]:
-    """`count` ports on 127.0.0.1 that are free now: held open together so that they differ,
-    then released for the workers' servers to take (a race only with another process that
-    binds an ephemeral port in between)."""
-    with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind((HOST, 0))
-            ports.append(sock.getsockname()[1])
-    return [f"{HOST}:{port}" for port in ports]
+    """`count` addresses on this machine for the workers' servers, free now."""
+    return [f"{HOST}:{port}" for port in free_ports(count, HOST)]
 
 
 def workers_wanted() -> int:

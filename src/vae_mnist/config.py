@@ -168,18 +168,30 @@ def load_config(path: Path = PARAMS_FILE) -> Config:
     return _validate(_read(path), path)
 
 
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any, new: bool = True) -> None:
+    """Set `section.key` in a params tree as `dvc exp run -S section.key=value` sets it, making
+    missing sections and keys unless `new` is False; KeyError(dotted) where a section on the way
+    holds a value, or a key that is not there may not be made."""
+    *sections, key = dotted.split(".")
+    node = tree
+    for section in sections:
+        node = node.setdefault(section, {}) if new else node.get(section)
+        if not isinstance(node, dict):
+            raise KeyError(dotted)
+    if not new and key not in node:
+        raise KeyError(dotted)
+    node[key] = value
+
+
 def with_overrides(overrides: Mapping[str, Any], where: str, path: Path = PARAMS_FILE) -> Config:
     """params.yaml with dotted keys set, as `dvc exp run -S key=value` sets them, validated like
     params.yaml; a problem is one ConfigError line that names `where` the overrides came from."""
     raw = _read(path)
     for dotted, value in overrides.items():
-        *sections, key = dotted.split(".")
-        node = raw
-        for section in sections:
-            node = node.setdefault(section, {}) if isinstance(node, dict) else node
-        if not isinstance(node, dict):
-            raise ConfigError(f"{where}: {dotted} is not a key of {path}")
-        node[key] = value
+        try:
+            set_dotted(raw, dotted, value)
+        except KeyError:
+            raise ConfigError(f"{where}: {dotted} is not a key of {path}") from None
     return _validate(raw, Path(where))
 
 

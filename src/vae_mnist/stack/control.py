@@ -19,11 +19,11 @@ from pathlib import Path
 from filelock import FileLock
 
 from vae_mnist.errors import StackError
+from vae_mnist.ports import free_port
 from vae_mnist.stack import binaries, ceph, postgres, server
 from vae_mnist.stack.processes import (
     Spawned,
     answers,
-    any_free_port,
     group_members,
     ours,
     pid_file,
@@ -118,7 +118,7 @@ def _check_ports(requested: Mapping[str, int]) -> dict[str, int]:
     chosen = [p for p in ports.values() if p]
     for key, port in ports.items():
         if not port:
-            ports[key] = any_free_port(avoid=chosen)
+            ports[key] = free_port(avoid=chosen)
             chosen.append(ports[key])
     return ports
 

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vae_mnist.errors import StackError
+from vae_mnist.ports import LOCALHOST
 
 MARKER = "VAE_MNIST_STACK"  # environment variable naming the stack folder, in every child
-HOST = "127.0.0.1"
+HOST = LOCALHOST
 POLL_S = 0.25
 
 # Popen objects of the children this Python process spawned, so that they are reaped (no zombies
@@ -215,15 +216,6 @@ def port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def any_free_port(avoid: Sequence[int] = ()) -> int:
-    while True:
-        with socket.socket() as probe:
-            probe.bind((HOST, 0))
-            port = probe.getsockname()[1]
-        if port not in avoid:
-            return port
 
 
 def answers(port: int) -> bool:
