@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from vae_mnist.config import with_overrides
 from vae_mnist.data.mnist import IMAGE_SHAPE, PIXELS
-from vae_mnist.fitting import fit_vae, make_deterministic
+from vae_mnist.training import fit_vae, make_deterministic
 
 DRAWS = 100  # per compiled call
 

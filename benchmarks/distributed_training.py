@@ -6,7 +6,7 @@ differ in CPU, so compare the ratios, not the seconds). The modes, each in a fre
 (tf.distribute fixes the devices and the cluster when TensorFlow starts):
 
 - none: Keras' fit as the stage runs it (XLA, STEPS_PER_CALL steps per compiled call);
-- mirrored over one device: the strategies' training loop alone (replicated.py, no XLA);
+- mirrored over one device: the strategies' training loop alone (training.fit_replicated, no XLA);
 - mirrored over the CPU split in two logical devices (VAE_MNIST_CPU_DEVICES=2);
 - multi_worker with two local worker processes on 127.0.0.1 (cluster.local_workers).
 
@@ -51,7 +51,7 @@ def child(distribution: str, epochs: int, images: int) -> None:
         import numpy as np
 
         from vae_mnist import distribution as strategies
-        from vae_mnist.fitting import fit_vae
+        from vae_mnist.training import fit_vae
 
         topology = strategies.start(distribution)
         rng = np.random.default_rng(0)

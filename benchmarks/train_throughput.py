@@ -7,7 +7,7 @@ differ in CPU, so the figures that count are the ratios printed at the end, all 
 rounds that take the limit and an epoch of each trainer in turn (medians over rounds):
 
 - the project's trainer, as the train stage runs it: groups of STEPS_PER_CALL steps inside one
-  compiled call (fitting.step_groups);
+  compiled call (training.step_groups);
 - the trainer before it, kept here for comparison: one compiled call per step, several calls per
   execution (`steps_per_execution`), one batch at a time from tf.data;
 - plain `model.fit` on numpy arrays, without XLA.
@@ -32,14 +32,15 @@ import numpy as np
 
 from vae_mnist.config import Config, load_config
 from vae_mnist.data.mnist import IMAGE_SHAPE, PIXELS
-from vae_mnist.fitting import (
+from vae_mnist.model import build_vae
+from vae_mnist.training import (
     STEPS_PER_CALL,
     batches,
     compile_vae,
     make_deterministic,
+    run_groups,
     step_groups,
 )
-from vae_mnist.model import build_vae
 
 # A pause before each timed item: numpy's BLAS threads spin on after a GEMM, and a trainer timed
 # right after the limit ran ~15% slower here (6.1 s against 5.2 s an epoch) for that alone.
@@ -112,6 +113,7 @@ def trainer(config: Config, images: np.ndarray, grouped: bool = True):
     model = compile_vae(config, len(images) // batch)
     if grouped:
         data = step_groups(images, batch, config.seed, STEPS_PER_CALL)
+        run_groups(model)
     else:
         data = batches(images, batch, seed=config.seed)
 

@@ -122,8 +122,8 @@ class Trained:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     """Some trained VAE, once per session, for the tests that only need one: TINY trained three
     epochs on blurry_digits. Read it; a test that changes a model trains its own."""
-    from vae_mnist.fitting import fit_vae
     from vae_mnist.model import save_vae
+    from vae_mnist.training import fit_vae
 
     config = override(load_config(REPO / PARAMS_FILE), {**TINY, "train.epochs": 3})
     images, labels = blurry_digits()

@@ -40,25 +40,24 @@ def images(n: int) -> np.ndarray:
 def run(job: dict[str, Any], topologies: dict[str, Any]) -> dict[str, np.ndarray]:
     import tensorflow as tf
 
-    from vae_mnist import fitting
-    from vae_mnist.model import replica_rows
+    from vae_mnist import training
 
     config = configured(job)
     topology = topologies[config.train.distribution]
-    fitting.JIT_COMPILE = job.get("xla", True)
+    training.JIT_COMPILE = job.get("xla", True)
     saved: dict[str, np.ndarray] = {}
     if job["mode"] == "step":
         strategy = topology.strategy or tf.distribute.get_strategy()
         with strategy.scope():
-            model = fitting.compile_vae(config, steps_per_epoch=1)
+            model = training.compile_vae(config, steps_per_epoch=1)
             model.optimizer.build(model.trainable_variables)
         batch = tf.constant(images(config.train.batch_size))
-        strategy.run(tf.function(model.step), args=(batch,))
+        strategy.run(tf.function(training.replica_step), args=(model, batch))
         saved["loss"] = np.asarray(float(model.loss_tracker.result()))  # over all replicas
-        shares = strategy.run(lambda: tf.stack(replica_rows(tf.constant(7)) or (0, 7)))
+        shares = strategy.run(lambda: tf.stack(training.replica_rows(tf.constant(7)) or (0, 7)))
         saved["rows"] = np.stack(strategy.experimental_local_results(shares))
     else:
-        trained = fitting.fit_vae(
+        trained = training.fit_vae(
             config, images(256), images(300)[256:], verbose=0, strategy=topology.strategy
         )
         model = trained.model

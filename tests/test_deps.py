@@ -53,8 +53,8 @@ def test_a_module_that_train_comes_to_import_is_one_import_by_hand(
 ) -> None:
     before = (project / PROJECT_FILE).read_text()
     (project / "src/vae_mnist/schedules.py").write_text('"""A new module."""\n')
-    fitting = project / "src/vae_mnist/fitting.py"
-    fitting.write_text("import vae_mnist.schedules\n" + fitting.read_text())
+    training = project / "src/vae_mnist/training.py"
+    training.write_text("import vae_mnist.schedules\n" + training.read_text())
 
     assert main(["--check", "--root", str(project)]) == 1
     out, err = capsys.readouterr()
@@ -72,7 +72,7 @@ def test_a_module_that_train_comes_to_import_is_one_import_by_hand(
     assert after.replace(added, "", 1) == before
     lines = after.splitlines(keepends=True)
     at = lines.index(added)
-    assert lines[at - 1] == "      - src/vae_mnist/replicated.py\n"
+    assert lines[at - 1] == "      - src/vae_mnist/quantities.py\n"
     assert lines[at + 1] == "      - src/vae_mnist/stages/train.py\n"
     assert main(["--check", "--root", str(project)]) == 0
 

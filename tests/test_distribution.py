@@ -26,8 +26,8 @@ from vae_mnist.cluster import WORKERS_ENV, free_addresses, local_workers, tf_con
 from vae_mnist.config import Config, set_dotted
 from vae_mnist.distribution import CPU_DEVICES_ENV, TF_CONFIG_ENV, Topology, start
 from vae_mnist.errors import ClusterError, ConfigError
-from vae_mnist.fitting import check_batch_size
 from vae_mnist.stages.preprocess import preprocess
+from vae_mnist.training import check_batch_size
 
 from .conftest import REPO, foreground, override
 from .distribution_probe import TINY

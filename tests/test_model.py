@@ -14,9 +14,9 @@ import pytest
 
 from vae_mnist.config import Config
 from vae_mnist.errors import DataError
-from vae_mnist.fitting import batches, fit_vae
 from vae_mnist.model import VAE, build_vae, inference_model, load_vae, save_vae
 from vae_mnist.objectives import kl_nats, reconstruction_nats
+from vae_mnist.training import batches, fit_vae
 
 from .conftest import override
 

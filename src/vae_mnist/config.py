@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import difflib
 import itertools
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from vae_mnist.data.mnist import PIXELS, TRAIN_IMAGES
 from vae_mnist.errors import ConfigError
@@ -147,22 +148,6 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML 1.2 floats (`1e-3`), as DVC reads the same file; PyYAML alone reads them as strings."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
-        r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+0123456789."),
-)
-
-
 def load_config(path: Path = PARAMS_FILE) -> Config:
     """Read and validate params.yaml; every problem becomes one ConfigError line."""
     return _validate(_read(path), path)
@@ -214,7 +199,7 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot be read ({error.strerror or error})") from None
     try:
         raw = _parse(text, path)
-    except yaml.YAMLError as error:
+    except YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         lines = text.splitlines()
@@ -232,33 +217,32 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _parse(text: str, path: Path) -> Any:
-    """The YAML document, refusing a key written twice in one mapping (PyYAML keeps the last)."""
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _refuse_duplicate_keys(node, path)
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
+    """The document as DVC reads params.yaml: YAML 1.2 (`1e-3` a float, `yes` a string), with
+    ruamel.yaml. A key written twice in one mapping is refused here first: ruamel refuses it too,
+    but names neither the key's dotted path nor the value each time, which the fix needs."""
+    yaml = YAML(typ="safe", pure=True)
+    node = yaml.compose(text)
+    if node is None:
+        return None
+    _refuse_duplicate_keys(node, path)
+    return yaml.load(text)
 
 
-def _refuse_duplicate_keys(root: yaml.Node, path: Path) -> None:
+def _refuse_duplicate_keys(root: Node, path: Path) -> None:
     seen_nodes: set[int] = set()  # an alias repeats a node, and may contain itself
-    pending: list[tuple[yaml.Node, str]] = [(root, "")]
+    pending: list[tuple[Node, str]] = [(root, "")]
     while pending:
         node, where = pending.pop()
         if id(node) in seen_nodes:
             continue
         seen_nodes.add(id(node))
-        if isinstance(node, yaml.SequenceNode):
+        if isinstance(node, SequenceNode):
             pending += [(item, f"{where}[{i}]") for i, item in enumerate(node.value)]
-        if not isinstance(node, yaml.MappingNode):
+        if not isinstance(node, MappingNode):
             continue
-        first: dict[tuple[str, str], tuple[yaml.Node, yaml.Node]] = {}
+        first: dict[tuple[str, str], tuple[Node, Node]] = {}
         for key, value in node.value:
-            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+            if not isinstance(key, ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
                 continue
             name = f"{where}.{key.value}" if where else key.value
             if (key.tag, key.value) in first:
@@ -272,11 +256,11 @@ def _refuse_duplicate_keys(root: yaml.Node, path: Path) -> None:
             pending.append((value, name))
 
 
-def _shown(node: yaml.Node) -> str:
+def _shown(node: Node) -> str:
     """A value as written, on one line: a scalar itself (quoted if it was), a collection by its
     kind."""
-    if not isinstance(node, yaml.ScalarNode):
-        return "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
+    if not isinstance(node, ScalarNode):
+        return "a list" if isinstance(node, SequenceNode) else "a mapping"
     text = " ".join(node.value.split())
     text = text if len(text) <= 40 else f"{text[:40]}..."
     return repr(text) if node.style or not text else _one_line(text)

@@ -80,20 +80,18 @@ class VAE(keras.Model):
         z_mean, _ = self.encoder(images, training=training)
         return ops.sigmoid(self.decoder(z_mean, training=training))
 
-    def _terms(self, images, training: bool):
-        """Per-image reconstruction and KL (nats) of this replica's rows of the global batch.
-
-        Every replica is given the whole batch, makes the draws one device would make for all
-        of it (dynamic binarization, latent noise) from the same seed state, and keeps its own
-        rows: R replicas then compute exactly the one-device step, whatever R is.
-        """
+    def draw(self, images):
+        """The batch's random draws, made for all of it: its binarization (dynamic only) and
+        the latent noise. A part of the batch then takes its rows of both, so that parts computed
+        side by side make exactly the draws of the whole (training.replica_step)."""
         if self.dynamic_binarization:
             images = self._binarize(images)
         latent_dim = self.encoder.get_layer("z_mean").units
         noise = keras.random.normal((ops.shape(images)[0], latent_dim), seed=self.seed_generator)
-        share = replica_rows(ops.shape(images)[0])
-        if share is not None:
-            images, noise = images[share[0] : share[1]], noise[share[0] : share[1]]
+        return images, noise
+
+    def terms(self, images, noise, training: bool):
+        """Per-image reconstruction and KL (nats), with the latent noise given."""
         z_mean, z_log_var = self.encoder(images, training=training)
         z = z_mean + ops.exp(0.5 * z_log_var) * noise  # the reparameterisation trick
         logits = self.decoder(z, training=training)
@@ -114,45 +112,34 @@ class VAE(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
-        """One optimisation step per batch; given a group of batches `(batches, count)` (what
-        fitting.step_groups yields), one step for each of its first `count` batches, in a loop
-        that runs inside the same compiled call: per-call overhead, not arithmetic, is what
-        made the fit of this small network slow."""
-        if (
-            isinstance(data, tuple)
-            and len(data) == 2
-            and data[0].shape.rank == len(IMAGE_SHAPE) + 2
-        ):
-            group, count = data
-
-            def step(index):
-                self.step(group[index])
-                return (index + 1,)
-
-            tf.while_loop(lambda index: index < count, step, (tf.constant(0),))
-            return {m.name: m.result() for m in self.metrics}
         images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         return self.step(images)
 
     def step(self, images):
-        """One optimisation step on a global batch: the one definition of it, which Keras' fit
-        runs on one device and a tf.distribute strategy runs on each replica."""
+        """One optimisation step on a batch (training.py runs several per compiled call)."""
+        return self.update(*self.draw(images))
+
+    def update(self, images, noise, parts: int = 1):
+        """The optimisation step on drawn images and noise: the one definition of it. `parts`:
+        the step is one of that many computed side by side whose gradients are then summed (a
+        tf.distribute strategy sums its replicas'), so each contributes its share."""
         with tf.GradientTape() as tape:
-            reconstruction, kl = self._terms(images, training=True)
+            reconstruction, kl = self.terms(images, noise, training=True)
             reconstruction, kl = ops.mean(reconstruction), ops.mean(kl)
             loss = reconstruction + self.beta * kl
-            # A strategy sums the replicas' gradients: each replica contributes its share.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            objective = loss / replicas if replicas > 1 else loss
+            objective = loss / parts if parts > 1 else loss
         gradients = tape.gradient(objective, self.trainable_weights)
         self.optimizer.apply(gradients, self.trainable_weights)
         return self._track(loss, reconstruction, kl)
 
     def test_step(self, data):
-        """The negative ELBO and its terms, tracked per image: the validation mean is then the
-        mean over images however the batches (and the replicas' shares) divide them."""
         images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        reconstruction, kl = self._terms(images, training=False)
+        return self.measure(*self.draw(images))
+
+    def measure(self, images, noise):
+        """The negative ELBO and its terms, tracked per image: the validation mean is then the
+        mean over images however the batches (and a strategy's parts) divide them."""
+        reconstruction, kl = self.terms(images, noise, training=False)
         return self._track(reconstruction + kl, reconstruction, kl)
 
     def get_config(self) -> dict[str, Any]:
@@ -170,16 +157,6 @@ class VAE(keras.Model):
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
         return cls(**config)
-
-
-def replica_rows(rows):
-    """This replica's rows `[start, stop)` of a global batch of `rows` images, in replica order
-    and as even as they divide; None on one device (all of them)."""
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return None
-    index, count = context.replica_id_in_sync_group, context.num_replicas_in_sync
-    return rows * index // count, rows * (index + 1) // count
 
 
 def build_vae(config: ModelConfig, dynamic_binarization: bool, seed: int) -> VAE:

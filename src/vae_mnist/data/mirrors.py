@@ -167,7 +167,12 @@ def _join(mirror: str, name: str) -> str:
 
 
 def _transfer(source: str, dest: Path, session: requests.Session, policy: Policy) -> int:
-    """Copy one file to `dest`, retrying with backoff; returns its size in bytes."""
+    """Copy one file to `dest`, retrying with backoff; returns its size in bytes.
+
+    The retries are this loop's rather than urllib3's `Retry` on the session: `Retry` covers a
+    request until its response headers arrive, and a body that stops mid-file (a reset, a read
+    timeout: the usual failure of a 10 MB download) comes after that, out of its reach. One loop
+    serves both, and says each retry in one line without the URL's credentials."""
     if not source.startswith(("http://", "https://")):
         path = Path(source)
         if not path.is_file():

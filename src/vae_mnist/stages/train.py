@@ -8,11 +8,11 @@ from pathlib import Path
 from vae_mnist import distribution, history
 from vae_mnist.config import Config
 from vae_mnist.data.arrays import array_digest, load_split, split_files
-from vae_mnist.fitting import check_batch_size, fit_vae
 from vae_mnist.model import inference_model, save_vae
 from vae_mnist.outputs import atomic_directory, file_sha256
 from vae_mnist.tracking.models import EpochMetrics, log_model
 from vae_mnist.tracking.runs import log_dataset, stage_run
+from vae_mnist.training import check_batch_size, fit_vae
 
 SPLITS = ("train", "val")
 SERVING_EXAMPLE = 8  # validation images that give the registered model its signature

@@ -1,18 +1,23 @@
-"""Fitting the VAE: determinism, a fast compiled train loop, warm-up, schedules, history.
+"""Training the VAE, top to bottom: determinism, the data, the compiled model, its step, the fit.
 
-No files and no MLflow: the train stage (stages/train.py) gives it arrays and callbacks and writes
-what it returns.
+No files and no MLflow: the train stage (stages/train.py) gives it arrays, callbacks and a
+strategy (distribution.start) and writes what it returns.
 
 Speed comes from keeping the data resident as a tensor and running STEPS_PER_CALL optimisation
-steps inside each XLA-compiled call (a loop in VAE.train_step over a group of batches): with one
-call per step, the launches, the per-batch pulls from tf.data and Keras' bookkeeping cost about
-half as much again as the arithmetic of this small MLP. benchmarks/train_throughput.py measures
-the choice against the GEMM limit, the per-step trainer and a plain `model.fit`.
+steps inside each XLA-compiled call (`run_groups`: a loop over a group of batches): with one call
+per step, the launches, the per-batch pulls from tf.data and Keras' bookkeeping cost about half
+as much again as the arithmetic of this small MLP. benchmarks/train_throughput.py measures the
+choice against the GEMM limit, the per-step trainer and a plain `model.fit`.
+
+Under a tf.distribute strategy Keras' `fit` does not serve (`fit_replicated` says why): the same
+step runs on each replica, through the same Keras callbacks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,12 +25,12 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from keras import ops
 
 from vae_mnist.config import Config, TrainConfig
 from vae_mnist.errors import ConfigError
 from vae_mnist.model import VAE, build_vae
 from vae_mnist.quantities import EPOCH_NAMES, VAL, VAL_NEG_ELBO, at_best, metric
-from vae_mnist.replicated import fit_replicated
 
 JIT_COMPILE = True
 STEPS_PER_CALL = 32  # optimisation steps inside one compiled call (step_groups)
@@ -167,9 +172,110 @@ def compile_vae(config: Config, steps_per_epoch: int) -> VAE:
     )
     # Keras turns XLA off whenever op determinism is on, for the sake of GPU kernels, and both
     # public ways in (`compile(jit_compile=True)` and the `jit_compile` setter) refuse it then;
-    # XLA on the CPU is deterministic (tests/test_fitting.py trains twice, compares weights).
+    # XLA on the CPU is deterministic (tests/test_training.py trains twice, compares weights).
     model._jit_compile = JIT_COMPILE
     return model
+
+
+def run_groups(model: VAE) -> None:
+    """Make Keras' `fit` run one group of batches per compiled call (what `step_groups` yields:
+    `(batches, count)`), one optimisation step for each of its first `count` batches, in a loop
+    inside the call. Set on this model object for this fit: the VAE class, and the saved
+    model, keep Keras' one step per batch."""
+
+    def train_step(data: tuple[tf.Tensor, tf.Tensor]) -> dict[str, tf.Tensor]:
+        group, count = data
+
+        def step(index: tf.Tensor) -> tuple[tf.Tensor]:
+            model.step(group[index])
+            return (index + 1,)
+
+        tf.while_loop(lambda index: index < count, step, (tf.constant(0),))
+        return {m.name: m.result() for m in model.metrics}
+
+    model.train_step = train_step
+
+
+def replica_rows(rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor] | None:
+    """This replica's rows `[start, stop)` of a global batch of `rows` images, in replica order
+    and as even as they divide; None on one device (all of them)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    index, count = context.replica_id_in_sync_group, context.num_replicas_in_sync
+    return rows * index // count, rows * (index + 1) // count
+
+
+def replica_step(model: VAE, images: tf.Tensor, train: bool = True) -> dict[str, tf.Tensor]:
+    """The one-device step (or validation) of a global batch, as one replica's share of it: every
+    replica makes the draws one device would make for the whole batch, from the same seed state,
+    and keeps its own rows, so R replicas compute exactly the one-device step, whatever R is."""
+    images, noise = model.draw(images)
+    share = replica_rows(ops.shape(images)[0])
+    parts = 1
+    if share is not None:
+        images, noise = images[share[0] : share[1]], noise[share[0] : share[1]]
+        parts = tf.distribute.get_replica_context().num_replicas_in_sync
+    return model.update(images, noise, parts) if train else model.measure(images, noise)
+
+
+def fit_replicated(
+    model: VAE,
+    strategy: tf.distribute.Strategy,
+    train_data: tf.data.Dataset,
+    val_data: tf.data.Dataset,
+    epochs: int,
+    callbacks: Sequence[keras.callbacks.Callback],
+    verbose: bool,
+) -> None:
+    """What Keras' `fit` does here, minus what the strategies cannot carry: `fit` breaks under
+    MultiWorkerMirroredStrategy (keras-team/keras#20585) and, under MirroredStrategy, refuses XLA
+    and several steps per call; TensorFlow's supported path is a loop that calls `strategy.run`
+    on the model's own step. One epoch per compiled call; every worker iterates the same seeded
+    datasets, so every worker sees the same batches."""
+
+    @tf.function
+    def train_epoch(batches: tf.data.Iterator, steps: tf.Tensor) -> None:
+        for _ in tf.range(steps):
+            strategy.run(replica_step, args=(model, next(batches)))
+
+    @tf.function
+    def validate(dataset: tf.data.Dataset) -> None:
+        for images in dataset:
+            strategy.run(replica_step, args=(model, images, False))
+
+    # Reading the trackers reduces them over every replica and worker, and so does zeroing
+    # them; both run compiled: eagerly, TensorFlow starts a thread pool for each reduction.
+    @tf.function
+    def results() -> dict[str, tf.Tensor]:
+        return {tracker.name: tracker.result() for tracker in model.metrics}
+
+    @tf.function
+    def reset() -> None:
+        for tracker in model.metrics:
+            tracker.reset_state()
+
+    steps = tf.constant(int(train_data.cardinality()), tf.int64)
+    listeners = keras.callbacks.CallbackList(list(callbacks), model=model)
+    model.stop_training = False
+    listeners.on_train_begin()
+    for epoch in range(epochs):
+        started = time.monotonic()
+        listeners.on_epoch_begin(epoch)
+        reset()
+        train_epoch(iter(train_data), steps)
+        logs = {name: float(value) for name, value in results().items()}
+        reset()
+        validate(val_data)
+        logs.update({f"val_{name}": float(value) for name, value in results().items()})
+        listeners.on_epoch_end(epoch, logs)
+        if verbose:
+            shown = " - ".join(f"{name}: {value:.4f}" for name, value in sorted(logs.items()))
+            elapsed = time.monotonic() - started
+            print(f"Epoch {epoch + 1}/{epochs} - {elapsed:.0f}s - {shown}", file=sys.stdout)
+        if model.stop_training:
+            break
+    listeners.on_train_end()
 
 
 def fit_vae(
@@ -181,7 +287,7 @@ def fit_vae(
     strategy: tf.distribute.Strategy | None = None,
 ) -> Trained:
     """Train a fresh VAE as `config` says, with Keras' fit on one device or, given a strategy,
-    with its replicas (replicated.py); same config, data and topology -> same weights."""
+    with its replicas (fit_replicated); same config, data and topology -> same weights."""
     replicas = 1 if strategy is None else strategy.num_replicas_in_sync
     check_batch_size(config.train, len(train_images), replicas)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
@@ -200,6 +306,7 @@ def fit_vae(
     all_callbacks += list(callbacks)
     validation = batches(val_images, config.train.batch_size, seed=None)
     if strategy is None:
+        run_groups(model)
         model.fit(
             step_groups(train_images, config.train.batch_size, config.seed, STEPS_PER_CALL),
             validation_data=validation,

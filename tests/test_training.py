@@ -1,4 +1,4 @@
-"""Tests of fitting.py: the training loop, on tiny synthetic data.
+"""Tests of training.py: the training loop, on tiny synthetic data.
 
 The batches and groups of steps an epoch trains on, the VAE that training compiles, determinism,
 the history, β warm-up, learning-rate schedules, early stopping and the best epoch, and what
@@ -14,17 +14,19 @@ import pytest
 
 from vae_mnist.config import Config
 from vae_mnist.errors import ConfigError
-from vae_mnist.fitting import (
+from vae_mnist.model import build_vae
+from vae_mnist.quantities import HISTORY_COLUMNS
+from vae_mnist.training import (
+    STEPS_PER_EXECUTION,
     EpochRecorder,
     batches,
     check_batch_size,
     compile_vae,
     fit_vae,
     make_deterministic,
+    run_groups,
     step_groups,
 )
-from vae_mnist.model import build_vae
-from vae_mnist.quantities import HISTORY_COLUMNS
 
 from .conftest import override
 
@@ -86,6 +88,7 @@ def fitted(config: Config, images: np.ndarray, steps_per_call: int | None) -> ke
         data = batches(images, BATCH, seed=config.seed)
     else:
         data = step_groups(images, BATCH, config.seed, steps_per_call)
+        run_groups(model)
     model.fit(data, epochs=config.train.epochs, shuffle=False, verbose=0)
     return model
 
@@ -129,6 +132,15 @@ def test_training_compiles_the_vae_that_params_describe(tiny: Config, binarize: 
     built = build_vae(config.model, binarize == "dynamic", config.seed)
     for ours, theirs in zip(compiled.get_weights(), built.get_weights(), strict=True):
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_training_compiles_with_xla_under_op_determinism(tiny: Config) -> None:
+    # compile_vae sets Keras' private `_jit_compile` (its public ways in refuse XLA once op
+    # determinism is on). Keras' public `jit_compile` reads it back: if Keras renames it, the
+    # assignment makes a stray attribute, the property resolves to False, and this fails.
+    compiled = compile_vae(tiny, steps_per_epoch=1)
+    assert compiled.jit_compile is True
+    assert compiled.steps_per_execution == STEPS_PER_EXECUTION
 
 
 def test_training_needs_one_full_batch_and_says_so_in_one_line(tiny: Config) -> None:
