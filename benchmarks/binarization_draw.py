@@ -15,6 +15,10 @@ import argparse
 import statistics
 import time
 
+from vae_mnist.tensorflow_env import quiet_tensorflow
+
+quiet_tensorflow()  # the stages' TensorFlow settings (oneDNN off), before TensorFlow loads
+
 import keras
 import numpy as np
 import tensorflow as tf

@@ -40,7 +40,9 @@ def child(distribution: str, epochs: int, images: int) -> None:
     """Train as the stage does under `distribution` and print the epoch times (the chief)."""
     from vae_mnist.cluster import local_workers
     from vae_mnist.config import load_config
+    from vae_mnist.tensorflow_env import quiet_tensorflow
 
+    quiet_tensorflow()  # the stage's TensorFlow settings (oneDNN off), before TensorFlow loads
     config = load_config()
     config = config.model_copy(
         update={"train": config.train.model_copy(update={"epochs": epochs,

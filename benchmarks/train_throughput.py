@@ -27,6 +27,10 @@ import statistics
 import time
 from pathlib import Path
 
+from vae_mnist.tensorflow_env import quiet_tensorflow
+
+quiet_tensorflow()  # the stages' TensorFlow settings (oneDNN off), before TensorFlow loads
+
 import keras
 import numpy as np
 
