@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 from keras import ops
 
@@ -21,7 +20,7 @@ from vae_mnist.metrics import (
 )
 from vae_mnist.model import VAE, load_vae
 from vae_mnist.outputs import atomic_directory, file_sha256, json_text
-from vae_mnist.quantities import TEST, TEST_NEG_ELBO, metric
+from vae_mnist.quantities import TEST, metric
 from vae_mnist.tracking import names, registry
 from vae_mnist.tracking.runs import log_dataset, stage_run
 
@@ -35,7 +34,7 @@ def evaluate(
     config: Config, model_path: Path, processed_dir: Path, history_dir: Path, out_dir: Path
 ) -> dict[str, Any]:
     """metrics.json, per_digit.json, figures/ and latent/ in `out_dir`; returns what
-    metrics.json holds."""
+    metrics.json holds. Computed, written (all or nothing), then logged and published."""
     vae = load_vae(model_path)
     grey, labels = load_split(processed_dir, TEST)
     images, which = binarized_test_images(grey, config.data.binarize, config.seed)
@@ -43,13 +42,15 @@ def evaluate(
     params = {key: config.flat()[key] for key in PARAMS}
     digest = file_sha256(model_path)
     with stage_run("evaluate", config.mlflow.experiment_name, params):
-        train_run = registry.training_run(digest)
-        model_id = registry.logged_model(digest)
+        train_run, model_id = registry.training_run(digest), registry.logged_model(digest)
         source = split_files(processed_dir, TEST)[0]
         test_data = log_dataset(TEST, grey, labels, source, array_digest(grey, labels), model_id)
+
         terms = per_image_terms(vae, images, k=k, seed=config.seed)
         summary = summarise(terms, labels)
         metrics = {TEST: summary[TEST], "iwae_samples": k, "test_images": which}
+        records = per_digit_records(summary["per_digit"])
+
         with atomic_directory(out_dir) as staging:
             (staging / FIGURES_DIR).mkdir()
             render_figures(
@@ -57,23 +58,16 @@ def evaluate(
             )
             write_latent(terms["z_mean"], labels, staging / names.LATENT)
             (staging / METRICS_FILE).write_text(json_text(metrics), encoding="utf-8")
-            records = per_digit_records(summary["per_digit"])
             (staging / PER_DIGIT_FILE).write_text(json_text(records), encoding="utf-8")
+
         test_metrics = {metric(TEST, name): value for name, value in summary[TEST].items()}
-        mlflow.log_metrics(test_metrics, model_id=model_id, dataset=test_data)
         shared = [out_dir / FIGURES_DIR, out_dir / names.LATENT]
-        for folder in shared:
-            mlflow.log_artifacts(str(folder), folder.name)
-        mlflow.log_dict(metrics, METRICS_FILE)
-        mlflow.log_dict(records, PER_DIGIT_FILE)
-        if train_run:
-            registry.share_with_training_run(train_run, test_metrics, shared)
-            name = config.mlflow.registered_model_name
-            if version := registry.registered_version(name, train_run):
-                registry.describe_test_results(
-                    name, version, test_metrics, train_run, out_dir / FIGURES_DIR
-                )
-                registry.elect_champion(name, version, test_metrics[TEST_NEG_ELBO])
+        documents = {METRICS_FILE: metrics, PER_DIGIT_FILE: records}
+        registry.log_test_results(test_metrics, model_id, test_data, documents, shared)
+        registry.publish_test_results(
+            config.mlflow.registered_model_name, train_run, test_metrics, shared,
+            out_dir / FIGURES_DIR,
+        )  # fmt: skip
     return metrics
 
 

@@ -9,6 +9,7 @@ on every store, a sqlite file or a server that several machines share.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -65,6 +66,40 @@ def logged_model(model_sha256: str) -> str | None:
         output_format="list",
     )
     return found[0].model_id if found else None
+
+
+def log_test_results(
+    metrics: dict[str, float],
+    model_id: str | None,
+    dataset: mlflow.entities.Dataset,
+    documents: dict[str, Any],
+    folders: list[Path],
+) -> None:
+    """The evaluate run's own record: the test metrics, linked to the logged model and the test
+    set; the documents (metrics.json, per_digit.json) and the folders (figures, latent means)."""
+    mlflow.log_metrics(metrics, model_id=model_id, dataset=dataset)
+    for folder in folders:
+        mlflow.log_artifacts(str(folder), folder.name)
+    for file_name, document in documents.items():
+        mlflow.log_dict(document, file_name)
+
+
+def publish_test_results(
+    model_name: str,
+    train_run: str | None,
+    metrics: dict[str, float],
+    folders: list[Path],
+    figures_dir: Path,
+) -> None:
+    """Where a reader of the training run and of the registered version looks: the training run
+    gets the metrics and the folders, its version the results on its card, and the champion rule
+    is applied to it. Nothing for a model that no train run of this store logged."""
+    if train_run is None:
+        return
+    share_with_training_run(train_run, metrics, folders)
+    if version := registered_version(model_name, train_run):
+        describe_test_results(model_name, version, metrics, train_run, figures_dir)
+        elect_champion(model_name, version, metrics[TEST_NEG_ELBO])
 
 
 def describe_test_results(
