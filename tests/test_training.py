@@ -254,7 +254,7 @@ def test_early_stopping_restores_the_best_epoch(tiny: Config) -> None:
     restored = trained.model.evaluate(inked, batch_size=64, verbose=0, return_dict=True)
     assert restored["loss"] == pytest.approx(min(losses), rel=0.05)
     best = trained.history[trained.best_epoch - 1]  # what the run reports: the model it keeps
-    assert trained.summary() == {
+    assert trained.summary == {
         "best_epoch": trained.best_epoch,
         "epochs_trained": len(losses),
         "best.val/neg_elbo": min(losses),
@@ -275,7 +275,7 @@ def test_without_early_stopping_the_best_epoch_is_the_last_one(tiny: Config) -> 
     losses = [row["val/neg_elbo"] for row in trained.history]
     assert len(losses) == 3 and int(np.argmin(losses)) < 2  # an earlier epoch was better
     assert trained.best_epoch == 3
-    summary = trained.summary()
+    summary = trained.summary
     assert (summary["best_epoch"], summary["epochs_trained"]) == (3, 3)
     assert summary["best.val/neg_elbo"] == losses[-1]
 

@@ -19,7 +19,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
@@ -132,19 +132,19 @@ class Trained:
     model: VAE
     history: list[dict[str, float]]  # one row per epoch, keyed by HISTORY_COLUMNS
     best_epoch: int
+    summary: dict[str, float] = field(init=False)  # what the train run reports of the model
 
-    def best(self) -> dict[str, float]:
-        """The best epoch's row: the weights the model holds."""
-        return self.history[self.best_epoch - 1]
-
-    def summary(self) -> dict[str, float]:
-        """What the train run reports of the model: its epoch, and its validation terms."""
+    def __post_init__(self) -> None:
         best = self.best()
-        return {
+        self.summary = {
             "best_epoch": self.best_epoch,
             "epochs_trained": len(self.history),
             **{at_best(metric(VAL, q)): best[metric(VAL, q)] for q in VAL_SUMMARY},
         }
+
+    def best(self) -> dict[str, float]:
+        """The best epoch's row: the weights the model holds."""
+        return self.history[self.best_epoch - 1]
 
 
 def check_batch_size(config: TrainConfig, train_images: int, replicas: int = 1) -> None:

@@ -31,37 +31,34 @@ def train(
     (train_images, _), (val_images, _) = splits["train"], splits["val"]
     check_batch_size(config.train, len(train_images), topology.replicas)  # before a run opens
     digests = {split: array_digest(images, labels) for split, (images, labels) in splits.items()}
-    if not topology.chief:
-        with distribution.peers_answering(topology):
-            distribution.check_agreement(topology, distribution.fingerprint(config.flat(), digests))
-            fit_vae(config, train_images, val_images, verbose=0, strategy=topology.strategy)
-        return None
+    flat = config.flat()
     with distribution.peers_answering(topology):
-        distribution.check_agreement(topology, distribution.fingerprint(config.flat(), digests))
-    params = {**config.flat(), **topology.record()}
-    with stage_run("train", config.mlflow.experiment_name, params):
-        datasets = {
-            split: log_dataset(
-                split, images, labels, split_files(processed_dir, split)[0], digests[split]
+        distribution.check_agreement(topology, distribution.fingerprint(flat, digests))
+        if not topology.chief:
+            fit_vae(config, train_images, val_images, verbose=0, strategy=topology.strategy)
+            return None
+        params = {**flat, **topology.record()}
+        with stage_run("train", config.mlflow.experiment_name, params):
+            datasets = {
+                split: log_dataset(
+                    split, images, labels, split_files(processed_dir, split)[0], digests[split]
+                )
+                for split, (images, labels) in splits.items()
+            }
+            with atomic_directory(history_dir) as staging:
+                callbacks = [EpochMetrics(datasets), history.EpochLog(staging)]
+                trained = fit_vae(
+                    config, train_images, val_images, callbacks, strategy=topology.strategy
+                )
+            save_vae(trained.model, model_path)
+            log_model(
+                inference_model(trained.model),
+                val_images[:SERVING_EXAMPLE],
+                model_path,
+                file_sha256(model_path),
+                params,
+                trained.summary,
+                datasets,
+                config.mlflow.registered_model_name,
             )
-            for split, (images, labels) in splits.items()
-        }
-        with atomic_directory(history_dir) as staging, distribution.peers_answering(topology):
-            callbacks = [EpochMetrics(datasets), history.EpochLog(staging)]
-            trained = fit_vae(
-                config, train_images, val_images, callbacks, strategy=topology.strategy
-            )
-        save_vae(trained.model, model_path)
-
-        summary = trained.summary()
-        log_model(
-            inference_model(trained.model),
-            val_images[:SERVING_EXAMPLE],
-            model_path,
-            file_sha256(model_path),
-            params,
-            summary,
-            datasets,
-            config.mlflow.registered_model_name,
-        )
-    return summary
+    return trained.summary
