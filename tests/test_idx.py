@@ -121,6 +121,11 @@ def test_each_bad_header_has_its_own_whole_message() -> None:
         "f: not an IDX file (magic number 0x12345678; expected 0x0000 then a type code and a "
         "rank, e.g. 0x00000803 for images)"
     )
+    # rank 0 (one bare element, no sizes) is no array of images or labels, refused as a header
+    assert error_of(parse_idx, b"\0\0\x08\x00\x07", "f") == (
+        "f: not an IDX file (magic number 0x00000800; expected 0x0000 then a type code and a "
+        "rank, e.g. 0x00000803 for images)"
+    )
     # four bytes are a whole magic number: what is missing is the sizes it announces
     assert error_of(parse_idx, b"\0\0\x08\x01", "f") == ("f: truncated IDX header (4 of 8 bytes)")
     assert error_of(parse_idx, b"\0\0\x08\x02" + bytes(5), "f") == (
