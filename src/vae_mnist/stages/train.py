@@ -51,8 +51,9 @@ def train(
                     config, train_images, val_images, callbacks, strategy=topology.strategy
                 )
             save_vae(trained.model, model_path)
+            served = inference_model(trained.model)  # what the registry holds: standard layers
             log_model(
-                inference_model(trained.model),
+                served,
                 val_images[:SERVING_EXAMPLE],
                 model_path,
                 file_sha256(model_path),
