@@ -11,8 +11,7 @@ import pytest
 from vae_mnist.deps import PROJECT_FILE, code_deps, derived, main
 
 from .conftest import REPO
-
-STAGES = ["download", "preprocess", "train", "evaluate"]
+from .workspace import STAGES
 
 
 def stages_loading(path: str) -> set[str]:

@@ -7,6 +7,7 @@ file order; each leaves the copy consistent (`dvc status` clean) for the next.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -171,10 +172,15 @@ EDITED = [
 ]
 
 
+@functools.cache
+def loaded_by(stage: str) -> frozenset[str]:
+    return frozenset(code_deps(REPO, stage))
+
+
 def importers(name: str) -> set[str]:
     """The stages whose script loads the file, read off the imports (vae_mnist.deps; the
     precision that matters, e.g. the champion rule evaluate's alone, is pinned in test_deps)."""
-    return {stage for stage in STAGES if name in code_deps(REPO, stage)}
+    return {stage for stage in STAGES if name in loaded_by(stage)}
 
 
 # Which stages each params change makes stale, each made alone on the committed params: the
