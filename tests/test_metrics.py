@@ -5,10 +5,20 @@ units, and which test images evaluation reads."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from keras import ops
 
-from vae_mnist.metrics import ACTIVE_UNIT_THRESHOLD, per_image_terms, summarise
+from vae_mnist.metrics import (
+    ACTIVE_UNIT_THRESHOLD,
+    gaussian_log_density,
+    iwae_bound,
+    log_importance_weights,
+    per_image_terms,
+    summarise,
+)
 
 from .conftest import Trained
 
@@ -204,3 +214,49 @@ def test_a_long_evaluation_shows_its_progress_in_a_log_line_by_line(vae, data, c
     assert lines[0].startswith("test images, k = 5000:   0%")
     assert lines[-1].startswith("test images, k = 5000: 100%") and "40/40 [" in lines[-1]
     assert not any("\r" in line for line in lines)
+
+
+# The importance-weighted bound's pieces against values computed by hand.
+
+
+def value(tensor) -> np.ndarray:
+    return np.asarray(ops.convert_to_numpy(tensor), dtype=np.float64)
+
+
+def test_gaussian_log_density_by_hand() -> None:
+    rng = np.random.default_rng(0)
+    z, mean, log_var = (rng.normal(size=(4, 3)).astype(np.float32) for _ in range(3))
+    var = np.exp(log_var.astype(np.float64))
+    expected = -0.5 * (np.log(2 * np.pi * var) + (z - mean) ** 2 / var).sum(axis=-1)
+    np.testing.assert_allclose(value(gaussian_log_density(z, mean, log_var)), expected, rtol=1e-5)
+    standard = value(gaussian_log_density(np.zeros((1, 5)), np.zeros((1, 5)), np.zeros((1, 5))))
+    assert standard == pytest.approx([-2.5 * math.log(2 * math.pi)])
+
+
+def test_log_importance_weights_are_log_p_x_z_plus_log_prior_minus_log_posterior() -> None:
+    rng = np.random.default_rng(1)
+    k, batch, latent = 3, 2, 4
+    z = rng.normal(size=(k, batch, latent)).astype(np.float32)
+    z_mean = rng.normal(size=(batch, latent)).astype(np.float32)
+    z_log_var = rng.normal(size=(batch, latent)).astype(np.float32) * 0.3
+    log_px_z = rng.normal(size=(k, batch)).astype(np.float32) - 100
+
+    def log_normal(x, mean, var):
+        return -0.5 * (np.log(2 * np.pi * var) + (x - mean) ** 2 / var).sum(axis=-1)
+
+    expected = (
+        log_px_z
+        + log_normal(z, 0.0, 1.0)
+        - log_normal(z, z_mean[None], np.exp(z_log_var.astype(np.float64))[None])
+    )
+    got = value(log_importance_weights(log_px_z, z, z_mean, z_log_var))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_iwae_bound_is_the_log_of_the_mean_weight_computed_stably() -> None:
+    weights = np.array([[-1.0, -3.0], [-2.0, -3.0], [-4.0, -3.0]])  # (k=3, B=2)
+    expected = np.log(np.exp(weights).mean(axis=0))
+    np.testing.assert_allclose(value(iwae_bound(weights)), expected, rtol=1e-12)
+    assert value(iwae_bound(weights[:1])) == pytest.approx(weights[0])  # k = 1: the ELBO sample
+    far = value(iwae_bound(weights - 1000.0))  # exp underflows; log-sum-exp does not
+    np.testing.assert_allclose(far, expected - 1000.0, rtol=1e-12)

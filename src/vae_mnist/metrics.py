@@ -24,16 +24,32 @@ from tqdm import tqdm
 from vae_mnist.config import eval_rows
 from vae_mnist.data.binarization import binarize
 from vae_mnist.data.mnist import NUM_CLASSES, PIXELS
-from vae_mnist.model import VAE
-from vae_mnist.objectives import (
-    iwae_bound,
-    kl_nats,
-    log_importance_weights,
-    reconstruction_nats,
-)
+from vae_mnist.model import VAE, kl_nats, reconstruction_nats
 
 NATS = ("reconstruction", "kl", "neg_elbo", "neg_iwae")  # the per-image terms, in nats
 ACTIVE_UNIT_THRESHOLD = 0.01  # Cov_x(E[z|x]) above this: the dimension is in use (Burda et al.)
+
+
+LOG_2PI = 1.8378770664093453
+
+
+def gaussian_log_density(z, mean, log_var):
+    """log N(z; mean, exp(log_var)) summed over the last axis."""
+    return -0.5 * ops.sum(LOG_2PI + log_var + ops.square(z - mean) * ops.exp(-log_var), axis=-1)
+
+
+def log_importance_weights(log_px_z, z, z_mean, z_log_var):
+    """log w = log p(x|z) + log p(z) - log q(z|x); z (k, B, latent), log_px_z (k, B)."""
+    log_pz = gaussian_log_density(z, ops.zeros_like(z), ops.zeros_like(z))
+    log_qz = gaussian_log_density(z, z_mean[None], z_log_var[None])
+    return log_px_z + log_pz - log_qz
+
+
+def iwae_bound(log_weights):
+    """The importance-weighted bound (Burda et al. 2015) per image from log weights (k, B):
+    log (1/k) sum_k w_k, through a stable log-sum-exp. k = 1 gives the ELBO estimate."""
+    k = ops.shape(log_weights)[0]
+    return ops.logsumexp(log_weights, axis=0) - ops.log(ops.cast(k, log_weights.dtype))
 
 
 def per_image_terms(vae: VAE, images: np.ndarray, k: int, seed: int) -> dict[str, np.ndarray]:
