@@ -55,7 +55,7 @@ def child(distribution: str, epochs: int, images: int) -> None:
         from vae_mnist import distribution as strategies
         from vae_mnist.training import fit_vae
 
-        topology = strategies.start(distribution)
+        topology = strategies.start(distribution, config.train.batch_size)
         rng = np.random.default_rng(0)
         data = (rng.random((images + VAL_IMAGES, 28, 28)) < 0.13).astype(np.float32)
 

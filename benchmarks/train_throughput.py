@@ -114,6 +114,7 @@ def trainer(config: Config, images: np.ndarray, grouped: bool = True):
     """More epochs of fit_vae's model per call (one by default): with `grouped`, on the stage's
     own input (groups of steps per call), else on one batch per step (the trainer before)."""
     batch = config.train.batch_size
+    make_deterministic(config.seed)  # as fit_vae does first
     model = compile_vae(config, len(images) // batch)
     if grouped:
         data = step_groups(images, batch, config.seed, STEPS_PER_CALL)

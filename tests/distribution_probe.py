@@ -48,6 +48,7 @@ def run(job: dict[str, Any], topologies: dict[str, Any]) -> dict[str, np.ndarray
     saved: dict[str, np.ndarray] = {}
     if job["mode"] == "step":
         strategy = topology.strategy or tf.distribute.get_strategy()
+        training.make_deterministic(config.seed)
         with strategy.scope():
             model = training.compile_vae(config, steps_per_epoch=1)
             model.optimizer.build(model.trainable_variables)
@@ -79,7 +80,10 @@ def main() -> None:
     # Each strategy once (a process holds one multi-worker strategy at most), and before any
     # other TensorFlow work, as the train stage does.
     kinds = {configured(job).train.distribution for job in jobs}
-    topologies = {kind: distribution.start(kind) for kind in sorted(kinds, key="none".__eq__)}
+    batch = TINY["train.batch_size"]
+    topologies = {
+        kind: distribution.start(kind, batch) for kind in sorted(kinds, key="none".__eq__)
+    }
     for job in jobs:
         np.savez(out / f"{job['name']}.npz", **run(job, topologies))
 

@@ -27,7 +27,6 @@ from vae_mnist.config import Config, set_dotted
 from vae_mnist.distribution import CPU_DEVICES_ENV, TF_CONFIG_ENV, Topology, start
 from vae_mnist.errors import ClusterError, ConfigError
 from vae_mnist.stages.preprocess import preprocess
-from vae_mnist.training import check_batch_size
 
 from .conftest import REPO, foreground, override
 from .distribution_probe import TINY
@@ -366,11 +365,13 @@ def children(pid: int) -> list[int]:
 # Bad settings: one line each, before TensorFlow starts.
 
 
-def test_a_global_batch_that_does_not_split_over_the_replicas_is_refused(config: Config) -> None:
-    odd = override(config, {"train.batch_size": 130, "train.distribution": "mirrored"})
-    check_batch_size(odd.train, 1000, replicas=2)
+def test_a_global_batch_that_does_not_split_over_the_replicas_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    workers = [f"127.0.0.1:{port}" for port in range(1, 5)]  # never dialled: refused first
+    monkeypatch.setenv(TF_CONFIG_ENV, tf_config(workers, 0))
     with pytest.raises(ConfigError, match=r"batch_size = 130 does not split evenly over 4 "):
-        check_batch_size(odd.train, 1000, replicas=4)
+        start("multi_worker", 130)
 
 
 @pytest.mark.parametrize(
@@ -388,7 +389,7 @@ def test_a_bad_tf_config_is_one_line(
 ) -> None:
     monkeypatch.setenv(TF_CONFIG_ENV, raw)
     with pytest.raises(ClusterError, match=message):
-        start("multi_worker")
+        start("multi_worker", 128)
 
 
 @pytest.mark.parametrize("raw", ["0", "two", "-1", "65"])
@@ -397,7 +398,7 @@ def test_bad_device_and_worker_counts_are_one_line(
 ) -> None:
     monkeypatch.setenv(CPU_DEVICES_ENV, raw)
     with pytest.raises(ConfigError, match=CPU_DEVICES_ENV):
-        start("mirrored")
+        start("mirrored", 128)
     monkeypatch.setenv(WORKERS_ENV, raw)
     with pytest.raises(ConfigError, match=WORKERS_ENV):
         workers_wanted()
@@ -415,7 +416,7 @@ def test_without_multi_worker_or_with_tf_config_nothing_is_started(
 
 
 def test_one_device_topology_is_keras_fit() -> None:
-    topology = start("none")
+    topology = start("none", 128)
     assert topology == Topology("none", None, ("default",), 1, True)
     assert topology.record() == {
         "distribution.replicas": 1, "distribution.workers": 1, "distribution.devices": "default"

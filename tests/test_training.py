@@ -83,6 +83,7 @@ def ragged_images() -> np.ndarray:
 
 
 def fitted(config: Config, images: np.ndarray, steps_per_call: int | None) -> keras.Model:
+    make_deterministic(config.seed)
     model = compile_vae(config, STEPS)
     if steps_per_call is None:
         data = batches(images, BATCH, seed=config.seed)
@@ -125,6 +126,7 @@ def test_groups_of_steps_give_the_weights_of_one_step_per_call(
 @pytest.mark.parametrize("binarize", ["none", "dynamic"])
 def test_training_compiles_the_vae_that_params_describe(tiny: Config, binarize: str) -> None:
     config = override(tiny, {"data.binarize": binarize})
+    make_deterministic(config.seed)
     compiled = compile_vae(config, steps_per_epoch=1)
     assert compiled.dynamic_binarization == (binarize == "dynamic")
     assert compiled.seed == config.seed

@@ -50,13 +50,15 @@ class Topology:
         }
 
 
-def start(kind: str) -> Topology:
-    """The strategy for `train.distribution = kind`. It must come before any other TensorFlow
-    work in the process: logical devices and collective ops are fixed once the runtime starts."""
+def start(kind: str, batch_size: int) -> Topology:
+    """The strategy for `train.distribution = kind`, over whose replicas `train.batch_size`, the
+    global batch, must split evenly. It must come before any other TensorFlow work in the
+    process: logical devices and collective ops are fixed once the runtime starts."""
     if kind == "none":
         return Topology(kind, None, ("default",), 1, True)
     if kind == "mirrored":
         devices = _local_devices()
+        _check_split(kind, batch_size, len(devices))
         strategy = tf.distribute.MirroredStrategy(devices)
         if len(devices) == 1:
             print(
@@ -65,17 +67,25 @@ def start(kind: str) -> Topology:
                 file=sys.stderr,
             )
         return Topology(kind, strategy, tuple(devices), 1, True)
-    if kind == "multi_worker":
-        task_type, index, cluster = tf_config()
-        strategy = tf.distribute.MultiWorkerMirroredStrategy(
-            communication_options=tf.distribute.experimental.CommunicationOptions(
-                implementation=tf.distribute.experimental.CommunicationImplementation.RING
-            )
+    task_type, index, cluster = tf_config()  # multi_worker: one replica per worker
+    workers = sum(len(addresses) for addresses in cluster.values())
+    _check_split(kind, batch_size, workers)
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(
+        communication_options=tf.distribute.experimental.CommunicationOptions(
+            implementation=tf.distribute.experimental.CommunicationImplementation.RING
         )
-        chief = task_type == "chief" or ("chief" not in cluster and index == 0)
-        workers = sum(len(addresses) for addresses in cluster.values())
-        return Topology(kind, strategy, (f"/job:{task_type}/task:{index}",), workers, chief)
-    raise ConfigError(f"train.distribution = {kind!r}: must be none, mirrored or multi_worker")
+    )
+    chief = task_type == "chief" or ("chief" not in cluster and index == 0)
+    return Topology(kind, strategy, (f"/job:{task_type}/task:{index}",), workers, chief)
+
+
+def _check_split(kind: str, batch_size: int, replicas: int) -> None:
+    if batch_size % replicas:
+        raise ConfigError(
+            f"train.batch_size = {batch_size} does not split evenly over {replicas} "
+            f"replicas (train.distribution = {kind}): it is the global batch, "
+            f"and each replica takes an equal share; use a multiple of {replicas}"
+        )
 
 
 def _local_devices() -> list[str]:

@@ -1,7 +1,8 @@
-"""Training the VAE, top to bottom: determinism, the data, the compiled model, its step, the fit.
+"""Training the VAE, top to bottom (`fit_vae`): determinism, the data, the epochs' bookkeeping,
+the compiled model, the fit, the saved model.
 
-No files and no MLflow: the train stage (stages/train.py) gives it arrays, callbacks and a
-strategy (distribution.start) and writes what it returns.
+No MLflow: the train stage (stages/train.py) gives it arrays, callbacks, a strategy
+(distribution.start) and where to save, and logs what it returns.
 
 Speed comes from keeping the data resident as a tensor and running STEPS_PER_CALL optimisation
 steps inside each XLA-compiled call (`run_groups`: a loop over a group of batches): with one call
@@ -20,6 +21,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -29,7 +31,7 @@ from keras import ops
 
 from vae_mnist.config import Config, TrainConfig
 from vae_mnist.errors import ConfigError
-from vae_mnist.model import VAE, build_vae
+from vae_mnist.model import VAE, build_vae, inference_model, save_vae
 from vae_mnist.quantities import EPOCH_NAMES, VAL, VAL_NEG_ELBO, at_best, metric
 
 JIT_COMPILE = True
@@ -130,6 +132,7 @@ class EpochRecorder(keras.callbacks.Callback):
 @dataclass
 class Trained:
     model: VAE
+    served: keras.Model  # what the registry holds (model.inference_model): standard layers only
     history: list[dict[str, float]]  # one row per epoch, keyed by HISTORY_COLUMNS
     best_epoch: int
     summary: dict[str, float] = field(init=False)  # what the train run reports of the model
@@ -147,29 +150,32 @@ class Trained:
         return self.history[self.best_epoch - 1]
 
 
-def check_batch_size(config: TrainConfig, train_images: int, replicas: int = 1) -> None:
-    """Training uses full batches only, so it needs at least one; replicas take equal shares."""
+def check_batch_size(config: TrainConfig, train_images: int) -> None:
+    """Training uses full batches only, so it needs at least one."""
     if train_images < config.batch_size:
         raise ConfigError(
             f"train.batch_size = {config.batch_size} is larger than the "
             f"{train_images} training images"
         )
-    if config.batch_size % replicas:
-        raise ConfigError(
-            f"train.batch_size = {config.batch_size} does not split evenly over {replicas} "
-            f"replicas (train.distribution = {config.distribution}): it is the global batch, "
-            f"and each replica takes an equal share; use a multiple of {replicas}"
+
+
+def early_stopping(config: TrainConfig) -> list[keras.callbacks.Callback]:
+    """Keras' EarlyStopping on the validation -ELBO, best weights restored; none at patience 0."""
+    if not config.early_stopping_patience:
+        return []
+    return [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True
         )
+    ]
 
 
 def compile_vae(config: Config, steps_per_epoch: int) -> VAE:
-    """A fresh VAE compiled the way training runs it: Adam, XLA, several steps per call."""
-    make_deterministic(config.seed)
+    """A fresh VAE compiled the way training runs it: Adam, XLA, several steps per call. Its
+    initial weights come from the global seed (make_deterministic)."""
+    rate = learning_rate(config.train, steps_per_epoch)
     model = build_vae(config.model, config.data.binarize == "dynamic", config.seed)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate(config.train, steps_per_epoch)),
-        steps_per_execution=STEPS_PER_EXECUTION,
-    )
+    model.compile(optimizer=keras.optimizers.Adam(rate), steps_per_execution=STEPS_PER_EXECUTION)
     # Keras turns XLA off whenever op determinism is on, for the sake of GPU kernels, and both
     # public ways in (`compile(jit_compile=True)` and the `jit_compile` setter) refuse it then;
     # XLA on the CPU is deterministic (tests/test_training.py trains twice, compares weights).
@@ -283,51 +289,56 @@ def fit_vae(
     train_images: np.ndarray,
     val_images: np.ndarray,
     callbacks: Sequence[keras.callbacks.Callback] = (),
-    verbose: int | str = 2,
     strategy: tf.distribute.Strategy | None = None,
+    save_to: Path | None = None,
+    verbose: int | str = 2,
 ) -> Trained:
     """Train a fresh VAE as `config` says, with Keras' fit on one device or, given a strategy,
-    with its replicas (fit_replicated); same config, data and topology -> same weights."""
-    replicas = 1 if strategy is None else strategy.num_replicas_in_sync
-    check_batch_size(config.train, len(train_images), replicas)
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        model = compile_vae(config, len(train_images) // config.train.batch_size)
-        model.optimizer.build(model.trainable_variables)  # its slots too, under the strategy
-    recorder = EpochRecorder(config.train.kl_warmup_epochs)
-    all_callbacks = [recorder]
-    stopper = None
-    if config.train.early_stopping_patience:
-        stopper = keras.callbacks.EarlyStopping(
-            monitor="val_loss",
-            patience=config.train.early_stopping_patience,
-            restore_best_weights=True,
-        )
-        all_callbacks.append(stopper)
-    all_callbacks += list(callbacks)
-    validation = batches(val_images, config.train.batch_size, seed=None)
+    with its replicas (fit_replicated), and save it to `save_to` (none: not saved); same config,
+    data and topology -> the same weights, and the same bytes."""
+    batch_size, epochs = config.train.batch_size, config.train.epochs
+    check_batch_size(config.train, len(train_images))
+    make_deterministic(config.seed)  # first: the datasets' shuffles take the global seed too
+
+    # The data: batches gathered from resident tensors, the training ones reshuffled each epoch
+    # (the same order in groups for Keras' fit and one batch at a time for the replicas).
     if strategy is None:
+        train_data = step_groups(train_images, batch_size, config.seed, STEPS_PER_CALL)
+    else:
+        train_data = batches(train_images, batch_size, config.seed)
+    val_data = batches(val_images, batch_size, seed=None)
+
+    # The epochs: beta and the learning rate recorded in each epoch's logs, early stopping.
+    recorder = EpochRecorder(config.train.kl_warmup_epochs)
+    listeners = [recorder, *early_stopping(config.train), *callbacks]
+
+    # The model, compiled; under a strategy, its variables and the optimizer's are mirrored.
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = compile_vae(config, len(train_images) // batch_size)
+        model.optimizer.build(model.trainable_variables)
+
+    # The fit.
+    if strategy is not None:
+        fit_replicated(model, strategy, train_data, val_data, epochs, listeners, bool(verbose))
+    else:
         run_groups(model)
         model.fit(
-            step_groups(train_images, config.train.batch_size, config.seed, STEPS_PER_CALL),
-            validation_data=validation,
-            epochs=config.train.epochs,
-            callbacks=all_callbacks,
+            train_data,
+            validation_data=val_data,
+            epochs=epochs,
+            callbacks=listeners,
             shuffle=False,  # the dataset reshuffles itself, seeded
             verbose=verbose,
-        )
-    else:
-        fit_replicated(
-            model,
-            strategy,
-            batches(train_images, config.train.batch_size, config.seed),  # step_groups' order
-            validation,
-            config.train.epochs,
-            all_callbacks,
-            verbose=bool(verbose),
         )
     history = [
         {"epoch": row["epoch"], **{EPOCH_NAMES[k]: row[k] for k in EPOCH_NAMES if k in row}}
         for row in recorder.rows
     ]
-    best = min(history, key=lambda row: row[VAL_NEG_ELBO])["epoch"] if stopper else len(history)
-    return Trained(model, history, int(best))
+    stopped = config.train.early_stopping_patience > 0  # the best epoch's weights restored
+    best = min(history, key=lambda row: row[VAL_NEG_ELBO])["epoch"] if stopped else len(history)
+
+    # The saved model: the served model the registry holds, and the checkpoint, bit for bit.
+    served = inference_model(model)
+    if save_to is not None:
+        save_vae(model, save_to)
+    return Trained(model, served, history, int(best))

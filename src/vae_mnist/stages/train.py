@@ -3,16 +3,16 @@ history (DVCLive); log the run and register the model."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from vae_mnist import distribution, history
 from vae_mnist.config import Config
 from vae_mnist.data.arrays import array_digest, load_split, split_files
-from vae_mnist.model import inference_model, save_vae
 from vae_mnist.outputs import atomic_directory, file_sha256
 from vae_mnist.tracking.models import EpochMetrics, log_model
 from vae_mnist.tracking.runs import log_dataset, stage_run
-from vae_mnist.training import check_batch_size, fit_vae
+from vae_mnist.training import fit_vae
 
 SPLITS = ("train", "val")
 SERVING_EXAMPLE = 8  # validation images that give the registered model its signature
@@ -26,40 +26,44 @@ def train(
     Under `train.distribution: multi_worker` only the chief does all that; any other worker
     trains its replica beside it, writes nothing and returns None.
     """
-    topology = distribution.start(config.train.distribution)  # before any other TensorFlow work
+    flat = config.flat()
+    topology = distribution.start(config.train.distribution, config.train.batch_size)  # first
     splits = {split: load_split(processed_dir, split) for split in SPLITS}
     (train_images, _), (val_images, _) = splits["train"], splits["val"]
-    check_batch_size(config.train, len(train_images), topology.replicas)  # before a run opens
     digests = {split: array_digest(images, labels) for split, (images, labels) in splits.items()}
-    flat = config.flat()
-    with distribution.peers_answering(topology):
+    with distribution.peers_answering(topology), contextlib.ExitStack() as chief_only:
         distribution.check_agreement(topology, distribution.fingerprint(flat, digests))
-        if not topology.chief:
-            fit_vae(config, train_images, val_images, verbose=0, strategy=topology.strategy)
-            return None
         params = {**flat, **topology.record()}
-        with stage_run("train", config.mlflow.experiment_name, params):
+        callbacks, save_to = [], None  # the other workers train beside the chief: no files, no run
+        if topology.chief:
+            chief_only.enter_context(stage_run("train", config.mlflow.experiment_name, params))
             datasets = {
                 split: log_dataset(
                     split, images, labels, split_files(processed_dir, split)[0], digests[split]
                 )
                 for split, (images, labels) in splits.items()
             }
-            with atomic_directory(history_dir) as staging:
-                callbacks = [EpochMetrics(datasets), history.EpochLog(staging)]
-                trained = fit_vae(
-                    config, train_images, val_images, callbacks, strategy=topology.strategy
-                )
-            save_vae(trained.model, model_path)
-            served = inference_model(trained.model)  # what the registry holds: standard layers
-            log_model(
-                served,
-                val_images[:SERVING_EXAMPLE],
-                model_path,
-                file_sha256(model_path),
-                params,
-                trained.summary,
-                datasets,
-                config.mlflow.registered_model_name,
-            )
+            staging = chief_only.enter_context(atomic_directory(history_dir))
+            callbacks, save_to = [EpochMetrics(datasets), history.EpochLog(staging)], model_path
+        trained = fit_vae(
+            config,
+            train_images,
+            val_images,
+            callbacks,
+            topology.strategy,
+            save_to,
+            verbose=2 if topology.chief else 0,
+        )
+        if not topology.chief:
+            return None
+        log_model(
+            trained.served,
+            val_images[:SERVING_EXAMPLE],
+            model_path,
+            file_sha256(model_path),
+            params,
+            trained.summary,
+            datasets,
+            config.mlflow.registered_model_name,
+        )
     return trained.summary
