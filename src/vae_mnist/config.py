@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,6 +23,19 @@ from vae_mnist.data.mnist import PIXELS, TRAIN_IMAGES
 from vae_mnist.errors import ConfigError
 
 PARAMS_FILE = Path("params.yaml")
+
+
+def project_root() -> Path:
+    """The repository root: DVC_ROOT when DVC runs us (the original root, even for queued runs),
+    else the nearest folder up from the working directory that holds dvc.yaml, else the latter."""
+    if dvc_root := os.environ.get("DVC_ROOT"):
+        return Path(dvc_root).resolve()
+    cwd = Path.cwd().resolve()
+    for folder in (cwd, *cwd.parents):
+        if (folder / "dvc.yaml").is_file():
+            return folder
+    return cwd
+
 
 # Evaluation (metrics.per_image_terms) decodes k samples of every test image in chunks of about
 # EVAL_ROWS decoder rows (images x samples): one image per chunk once k is larger. Its working

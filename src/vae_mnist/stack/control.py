@@ -18,6 +18,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from vae_mnist.config import project_root
 from vae_mnist.errors import StackError
 from vae_mnist.ports import free_port
 from vae_mnist.stack import binaries, ceph, postgres, server
@@ -63,12 +64,8 @@ LONGEST_SOCKET = "/postgres/run/.s.PGSQL.65535.lock"
 
 
 def default_folder() -> Path:
-    """`.stack/` at the repository root (the folder above with dvc.yaml), else in the cwd."""
-    cwd = Path.cwd().resolve()
-    for folder in (cwd, *cwd.parents):
-        if (folder / "dvc.yaml").is_file():
-            return folder / ".stack"
-    return cwd / ".stack"
+    """`.stack/` at the repository root (config.project_root)."""
+    return project_root() / ".stack"
 
 
 def _folder(folder: Path | str | None) -> Path:

@@ -23,6 +23,7 @@ from mlflow.entities import LoggedModelInput, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
+from vae_mnist.config import project_root
 from vae_mnist.errors import TrackingError
 from vae_mnist.tracking import names
 from vae_mnist.tracking.store import (
@@ -30,7 +31,6 @@ from vae_mnist.tracking.store import (
     first_line,
     hint,
     locked,
-    project_root,
     shown_uri,
     unreachable,
 )

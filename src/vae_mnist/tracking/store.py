@@ -20,6 +20,7 @@ import requests
 from filelock import FileLock, Timeout
 from mlflow.exceptions import MlflowException
 
+from vae_mnist.config import project_root
 from vae_mnist.errors import TrackingError
 from vae_mnist.urls import redact
 
@@ -35,17 +36,6 @@ STORE_HINT = (
     "check MLFLOW_TRACKING_URI and that the server, its database and its artifact store are up "
     "(`make stack-status` for the local stack), or unset it to use the project's sqlite store"
 )
-
-
-def project_root() -> Path:
-    """The repository root: DVC_ROOT when DVC runs us (the original root, even for queued runs)."""
-    if dvc_root := os.environ.get("DVC_ROOT"):
-        return Path(dvc_root).resolve()
-    cwd = Path.cwd().resolve()
-    for folder in (cwd, *cwd.parents):
-        if (folder / "dvc.yaml").is_file():
-            return folder
-    return cwd
 
 
 def store() -> tuple[str, str | None]:
