@@ -233,6 +233,41 @@ def test_a_signal_while_tensorflow_traces_a_function_waits_for_the_trace(tmp_pat
     assert printed(stage.stderr) == ["interrupted (SIGTERM)"]
 
 
+# The signal arrives in the middle of an import (TensorFlow's C++ imports modules while it flattens
+# a function's inputs): raised there, it can come out of the bindings as a SystemError, and it
+# would leave the module half-initialised; it must wait for the import to end.
+MID_IMPORT = """
+import os, signal, time
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(1)
+print("imported to the end", flush=True)
+"""
+IMPORTER = """
+import time
+from vae_mnist.errors import reports_errors
+
+@reports_errors
+def main():
+    import mid_import
+    time.sleep(120)
+
+main()
+"""
+
+
+@pytest.mark.processes
+def test_a_signal_during_an_import_waits_for_the_import(tmp_path: Path) -> None:
+    (tmp_path / "mid_import.py").write_text(MID_IMPORT)
+    stage = subprocess.run(
+        [str(BIN / "python"), "-c", IMPORTER], cwd=tmp_path,
+        env=stage_env(),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert stage.returncode == 143, stage.stderr
+    assert stage.stdout == "imported to the end\n"
+    assert printed(stage.stderr) == ["interrupted (SIGTERM)"]
+
+
 @pytest.mark.parametrize("interruption", [KeyboardInterrupt, Terminated])
 def test_an_interrupted_stage_run_ends_killed_and_a_failed_one_failed(
     mlflow_store: str, interruption: type[BaseException]

@@ -81,6 +81,9 @@ def fail(error: VaeMnistError) -> NoReturn:
 # one raised while TensorFlow traces a function into a graph can surface from its C++ bindings as
 # "SystemError: Objects/listobject.c:338: bad argument to internal function" (seen in CI, inside
 # auto_control_deps) instead of the interruption. Tracing takes a second or two, once per function.
+# So can one raised in an import that TensorFlow's C++ makes while it flattens a function's inputs
+# ("SystemError: <built-in function __import__> returned a result with an exception set", seen in
+# CI inside nest_util); and any import cut halfway leaves a module half-initialised.
 UNINTERRUPTIBLE = (
     "sqlalchemy.",
     "sqlite3",
@@ -88,6 +91,8 @@ UNINTERRUPTIBLE = (
     "mlflow.store.",
     "weakref",
     "tensorflow.python.framework.func_graph",
+    "importlib",
+    "_frozen_importlib",  # importlib._bootstrap as Python runs it
 )
 DEFER_S = 0.02  # how soon a deferred signal is delivered again
 
