@@ -9,9 +9,15 @@ from vae_mnist.tracking.cards import (
     with_test_results,
 )
 
+MACHINE = {
+    "id": "68ff23331cca", "cpu": "AMD EPYC (family 25, model 17, stepping 1)",
+    "isa": ["avx2", "avx512f"], "cores": 2, "python": "3.11.7", "tensorflow": "2.21.0",
+    "keras": "3.15.1", "numpy": "2.4.6", "settings": {"TF_ENABLE_ONEDNN_OPTS": "0"},
+    "uv_lock": "ad5b17fcc369e2adb2dab14d65914ee409caac8df525ee81c356259d3d803e00",
+}  # fmt: skip
 CARD = version_card(
     "vae-mnist", "3", "run123", {"train.epochs": 12}, {"train": "ab12", "val": "cd34"},
-    {"best_epoch": 12, "best.val/neg_elbo": 142.66077}, "f00d",
+    {"best_epoch": 12, "best.val/neg_elbo": 142.66077}, "f00d", MACHINE,
 )  # fmt: skip
 
 
@@ -22,6 +28,14 @@ def test_a_version_card_says_where_the_model_came_from_and_how_to_load_it() -> N
     assert "`train.epochs=12`" in CARD and "sha256 `f00d`" in CARD
     assert 'mlflow.pyfunc.load_model("models:/vae-mnist/3")' in CARD
     assert TEST_HEADING not in CARD
+
+
+def test_a_version_card_names_the_machine_it_was_trained_on() -> None:
+    assert (
+        "Machine `68ff23331cca`: AMD EPYC (family 25, model 17, stepping 1) (avx2, avx512f), "
+        "2 cores; Python 3.11.7, TensorFlow 2.21.0, Keras 3.15.1, NumPy 2.4.6; settings "
+        "TF_ENABLE_ONEDNN_OPTS=0; uv.lock sha256 `ad5b17fcc369`."
+    ) in CARD
 
 
 def test_test_results_replace_earlier_ones_and_keep_the_rest() -> None:

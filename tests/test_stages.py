@@ -142,6 +142,9 @@ def test_train_then_evaluate_write_their_outs_and_their_mlflow_records(
     assert f"trained by run `{trained.info.run_id}`" in card and "### Test results" in card
     assert f"test/neg_elbo {metrics['test']['neg_elbo']:.7g}" in card
     assert "champion" in client.get_registered_model(name).description
+    # every run, the version and its card name the machine the numbers were computed on
+    assert {r.data.tags["machine.id"] for r in runs.values()} == {champion.tags["machine.id"]}
+    assert f"Machine `{champion.tags['machine.id']}`: " in card
     served = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     images = np.load(processed / "test_images.npy")[:4]
     np.testing.assert_allclose(served.predict(images), np.asarray(load_vae(model)(images)), 1e-5)

@@ -16,12 +16,13 @@ import pytest
 
 from vae_mnist.config import Config
 from vae_mnist.errors import TrackingError
+from vae_mnist.machine import fingerprint
 from vae_mnist.ports import free_port
 from vae_mnist.stages.preprocess import preprocess
-from vae_mnist.tracking.runs import run_name, run_tags, stage_run
+from vae_mnist.tracking.runs import machine_tags, run_name, run_tags, stage_run
 from vae_mnist.tracking.store import EXPERIMENT_KIND_TAG, experiment_id, store
 
-from .conftest import override
+from .conftest import REPO, override
 
 BIN = Path(sys.executable).parent
 
@@ -66,6 +67,44 @@ def test_runs_carry_stage_git_and_dvc_tags(monkeypatch: pytest.MonkeyPatch) -> N
     assert tags["git.dirty"] in {"True", "False"}
     assert run_name("train", tags) == f"train@{head[:7]}"
     assert run_name("train", {}) == "train"  # no git, no DVC experiment
+    machine = fingerprint(REPO)
+    assert tags["machine.id"] == machine["id"] and tags["machine.cores"] == str(machine["cores"])
+    assert tags["machine.isa"] == ",".join(machine["isa"])
+    assert tags["machine.tensorflow"] == machine["tensorflow"]
+    assert tags["machine.uv_lock"] == machine["uv_lock"]
+
+
+def test_the_dirty_flag_counts_the_code_not_params_or_dvcs_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in ("DVC_EXP_BASELINE_REV", "DVC_ROOT"):
+        monkeypatch.delenv(variable, raising=False)
+    for name in ("dvc.yaml", "dvc.lock", "params.yaml", "code.py"):
+        (tmp_path / name).write_text("committed\n")
+    identity = ["-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    for command in (["init", "-q"], ["add", "-A"], [*identity, "commit", "-qm", "code"]):
+        subprocess.run(["git", *command], cwd=tmp_path, check=True, capture_output=True)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dvc.lock").write_text("rewritten by dvc repro\n")
+    (tmp_path / "params.yaml").write_text("applied by dvc exp run\n")
+    assert run_tags("train")["git.dirty"] == "False"  # both are recorded elsewhere
+    (tmp_path / "code.py").write_text("edited\n")
+    assert run_tags("train")["git.dirty"] == "True"
+
+
+def test_machine_tags_show_lists_settings_and_nothing_as_one_line_each() -> None:
+    tags = machine_tags(
+        {"id": "abc", "isa": ["avx", "avx2"], "settings": {"A": "1", "B": "x y"}, "uv_lock": None,
+         "cores": 2}
+    )  # fmt: skip
+    assert tags == {
+        "machine.id": "abc", "machine.isa": "avx,avx2", "machine.settings": "A=1,B=x y",
+        "machine.uv_lock": "none", "machine.cores": "2",
+    }  # fmt: skip
+    assert machine_tags({"isa": [], "settings": {}}) == {
+        "machine.isa": "none",
+        "machine.settings": "none",
+    }
 
 
 def test_a_queued_experiment_is_named_and_tagged_from_what_dvc_gives(

@@ -41,8 +41,10 @@ def version_card(
     data: Mapping[str, str],
     summary: Mapping[str, float],
     digest: str,
+    machine: Mapping[str, Any],
 ) -> str:
-    """A version's card as the train stage knows it: where it came from and how it validated."""
+    """A version's card as the train stage knows it: where it came from, on what machine, and
+    how it validated."""
     lines = [
         f"**{model_name} v{version}**, trained by run `{run_id}`.",
         "",
@@ -55,9 +57,28 @@ def version_card(
         "Params: " + ", ".join(f"`{key}={value}`" for key, value in params.items()),
         "",
         f"Checkpoint `{names.CHECKPOINT}/vae.keras`, sha256 `{digest}`.",
+        "",
+        machine_line(machine),
         f'Load: `mlflow.pyfunc.load_model("models:/{model_name}/{version}")`.',
     ]
     return "\n".join(lines)
+
+
+def machine_line(machine: Mapping[str, Any]) -> str:
+    """Where the version was computed (machine.fingerprint): the same machine id rebuilds the
+    same bytes; another is expected to match within seed noise."""
+    settings = ", ".join(f"{k}={v}" for k, v in machine["settings"].items()) or "none"
+    isa = ", ".join(machine["isa"]) or "no vector extension known"
+    lock = machine["uv_lock"][:12] if machine["uv_lock"] else "none"
+    software = ", ".join(
+        f"{name} {machine[key]}"
+        for name, key in (("Python", "python"), ("TensorFlow", "tensorflow"), ("Keras", "keras"),
+                          ("NumPy", "numpy"))
+    )  # fmt: skip
+    return (
+        f"Machine `{machine['id']}`: {machine['cpu']} ({isa}), {machine['cores']} cores; "
+        f"{software}; settings {settings}; uv.lock sha256 `{lock}`."
+    )
 
 
 def with_test_results(

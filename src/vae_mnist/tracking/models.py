@@ -18,6 +18,8 @@ import numpy as np
 import tensorflow as tf
 from mlflow.models import Model, infer_signature
 
+from vae_mnist.config import project_root
+from vae_mnist.machine import fingerprint
 from vae_mnist.quantities import EPOCH_NAMES, VAL
 from vae_mnist.tracking import cards, names
 
@@ -96,15 +98,15 @@ def log_model(
     mlflow.log_metrics(dict(summary), model_id=info.model_id, dataset=datasets[VAL])
     client = mlflow.MlflowClient()
     client.log_model_artifact(info.model_id, str(checkpoint), names.CHECKPOINT)
-    version = str(
-        mlflow.register_model(
-            info.model_uri, registered_name, tags={names.MODEL_DIGEST: digest}
-        ).version
-    )
+    machine = fingerprint(project_root())
+    version_tags = {names.MODEL_DIGEST: digest, names.machine_tag("id"): machine["id"]}
+    version = str(mlflow.register_model(info.model_uri, registered_name, tags=version_tags).version)
     client.update_registered_model(registered_name, cards.model_description(registered_name))
     run_id = mlflow.active_run().info.run_id
     data = {split: dataset.digest for split, dataset in datasets.items()}
-    card = cards.version_card(registered_name, version, run_id, params, data, summary, digest)
+    card = cards.version_card(
+        registered_name, version, run_id, params, data, summary, digest, machine
+    )
     client.update_model_version(registered_name, version, card)
     mlflow.set_tag(names.REGISTERED_VERSION, version)
     return version

@@ -16,11 +16,17 @@ REGISTERED_VERSION = "registered_model_version"  # train run: the version it reg
 LATENT = "latent"  # evaluate and train runs: the test set's latent means, as LATENT_FILES
 LATENT_FILES = ("z_mean.npy", "labels.npy")  # (N, latent_dim) float32, (N,) uint8
 TRAIN_RUN = "train_run_id"  # evaluate run: the training run of the model it evaluated
+MACHINE = "machine"  # every run, and a model version: machine.id, machine.cpu, ... (machine.py)
 
 CHAMPION = "champion"  # registry alias: the best version evaluated so far
 NONE = "none"  # the value of a tag whose subject does not exist
 
 DATASET_CONTEXT = {"train": "training", "val": "validation", "test": "test"}
+
+
+def machine_tag(field: str) -> str:
+    """`machine.id`, `machine.isa`, ...: a field of the machine's fingerprint as a tag."""
+    return f"{MACHINE}.{field}"
 
 
 def dataset_name(split: str) -> str:

@@ -25,6 +25,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
 from vae_mnist.config import project_root
 from vae_mnist.errors import TrackingError
+from vae_mnist.machine import fingerprint
 from vae_mnist.tracking import names
 from vae_mnist.tracking.store import (
     experiment_id,
@@ -46,6 +47,11 @@ def _git(*args: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
+# Tracked files whose changes a run records otherwise: the params it logs, and DVC's own lock
+# (which `dvc repro` rewrites after each stage). Neither makes the code a run ran uncommitted.
+RECORDED_ELSEWHERE = (":(exclude)params.yaml", ":(exclude)dvc.lock")
+
+
 def run_tags(stage: str) -> dict[str, str]:
     """Tags that tie a run to its stage, its code and, when DVC ran it, its DVC experiment.
 
@@ -57,11 +63,26 @@ def run_tags(stage: str) -> dict[str, str]:
         tags[MLFLOW_GIT_COMMIT] = baseline
     elif commit := _git("rev-parse", "HEAD"):
         tags[MLFLOW_GIT_COMMIT] = commit
-        tags[names.GIT_DIRTY] = str(bool(_git("status", "--porcelain", "--untracked-files=no")))
+        tags[names.GIT_DIRTY] = str(bool(_git("status", "--porcelain", "--untracked-files=no",
+                                              "--", ".", *RECORDED_ELSEWHERE)))  # fmt: skip
     for variable, tag in names.DVC_TAGS.items():
         if value := os.environ.get(variable):
             tags[tag] = value
-    return tags
+    return {**tags, **machine_tags(fingerprint(project_root()))}
+
+
+def machine_tags(found: Mapping[str, Any]) -> dict[str, str]:
+    """The machine's fingerprint as `machine.*` tags: lists comma-joined, settings as NAME=value
+    (none set: `none`)."""
+
+    def shown(value: Any) -> str:
+        if isinstance(value, Mapping):
+            value = [f"{name}={setting}" for name, setting in value.items()]
+        if isinstance(value, list | tuple):
+            return ",".join(map(str, value)) or names.NONE
+        return names.NONE if value is None else str(value)
+
+    return {names.machine_tag(field): shown(value) for field, value in found.items()}
 
 
 def run_name(stage: str, tags: Mapping[str, str]) -> str:
