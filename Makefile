@@ -17,7 +17,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_SYSTEM_CERTS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help env repro test test-fast lint format deps ui serve explore browser-deps recipe bench mutation
+.PHONY: help env repro reproduce test test-fast lint format deps ui serve explore browser-deps recipe bench bench-floats mutation
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,6 +34,12 @@ $(TOOLS)/bin/uv: # bootstrap uv inside its own venv (PEP 668 forbids pip outside
 
 repro: env ## run the whole pipeline (dvc repro); set MNIST_MIRROR to use an offline mirror
 	dvc repro
+
+# V: a version number or an alias (default champion). Exit 0: identical or within seed noise;
+# 1: beyond noise; 2: the lineage lacks something (a commit, data, an environment).
+V ?= champion
+reproduce: env ## rebuild a registered version from its lineage and judge it: make reproduce V=3
+	python -m vae_mnist.reproduce $(V)
 
 # pytest-xdist workers; the tests that share a started stack or a module's fixture stay in one
 # (conftest.worker_group). Measured on 2 cores, the whole suite: 1 worker 19:55, 2 14:00, 3 12:26
@@ -89,6 +95,9 @@ recipe: env ## run a recipe of recipes.yaml as the DVC experiment of its name: m
 
 bench: env ## training speed: this machine's GEMM limit, the trainer, a plain model.fit
 	python benchmarks/train_throughput.py
+
+bench-floats: env ## model bytes and train time under simulated machine differences (data/processed)
+	python benchmarks/float_stability.py
 
 # Mutation testing (mutmut; what and with which tests: [tool.mutmut] in pyproject.toml). Slow,
 # so not part of `make test`; it starts afresh each time. Survivors land in mutants/survivors.txt,

@@ -10,7 +10,6 @@ from vae_mnist.tensorflow_env import quiet_tensorflow
 
 @reports_errors
 def main() -> None:
-    quiet_tensorflow()  # before TensorFlow is imported
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model", type=Path, help="the train stage's .keras file")
     parser.add_argument("processed_dir", type=Path, help="the preprocess stage's folder")
@@ -20,6 +19,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     config = load_config()  # a bad param fails at once, before the heavy imports below
+    quiet_tensorflow(config.floats)  # before TensorFlow is imported (here, or a worker)
     from vae_mnist.stages.evaluate import evaluate
 
     metrics = evaluate(config, args.model, args.processed_dir, args.history, args.out_dir)

@@ -12,13 +12,13 @@ from vae_mnist.tensorflow_env import quiet_tensorflow
 
 @reports_errors
 def main() -> None:
-    quiet_tensorflow()  # before TensorFlow is imported, here or in a local worker
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("processed_dir", type=Path, help="the preprocess stage's folder")
     parser.add_argument("model", type=Path, help="the .keras file to write (a DVC out)")
     parser.add_argument("history", type=Path, help="the DVCLive folder to write (DVC plots)")
     args = parser.parse_args()
     config = load_config()  # a bad param fails at once, before the heavy imports below
+    quiet_tensorflow(config.floats)  # before TensorFlow is imported (here, or a worker)
     with local_workers(config.train.distribution, sys.argv):
         from vae_mnist.stages.train import train
 

@@ -1,5 +1,5 @@
 """TensorFlow's process settings, applied before its first import in a process: a stage prints
-only what its user can act on, and computes with the same kernels on every CPU kind."""
+only what its user can act on, and with `floats: portable` trains the same bytes on any CPU."""
 
 from __future__ import annotations
 
@@ -17,7 +17,17 @@ SETTINGS = {
 }
 
 
-def quiet_tensorflow() -> None:
-    """Set each of SETTINGS that the caller's environment leaves unset (theirs wins)."""
+# `floats: portable`. TensorFlow's matrix products (its own and XLA's) run on oneDNN, which picks
+# its code by the CPU's instruction sets and splits the sums over the intra-op threads: capped at
+# AVX2 and at 2 threads, an AVX-512 machine, an AVX2 machine, one core or two trained the same
+# bytes (benchmarks/float_stability.py; natively each gave its own).
+PORTABLE = {"ONEDNN_MAX_CPU_ISA": "AVX2", "TF_NUM_INTRAOP_THREADS": "2"}
+
+
+def quiet_tensorflow(floats: str = "native") -> None:
+    """Set each of SETTINGS that the caller's environment leaves unset (theirs wins), and with
+    `floats = "portable"` the PORTABLE ones (params.yaml wins: the lineage must hold)."""
     for name, value in SETTINGS.items():
         os.environ.setdefault(name, value)
+    if floats == "portable":
+        os.environ.update(PORTABLE)
