@@ -55,6 +55,12 @@ class ClusterError(VaeMnistError):
     """A distributed run cannot start, its workers disagree, or one of them failed."""
 
 
+class CannotReproduce(VaeMnistError):
+    """A registered version's lineage lacks what a rebuild needs: a commit, data, an environment."""
+
+    exit_code = 2
+
+
 class ExplorerError(VaeMnistError):
     """The explorer cannot show what was asked: no such version, no decoder, no latent means."""
 
