@@ -100,7 +100,7 @@ def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
 
 @contextlib.contextmanager
 def worktree(root: Path, commit: str, keep: bool = False) -> Iterator[Path]:
-    """A detached git worktree of `commit`, sharing the repository's DVC cache; removed after."""
+    """A detached git worktree of `commit` in a temporary folder; removed after, unless `keep`."""
     tree = Path(tempfile.mkdtemp(prefix="vae-mnist-reproduce-")) / "tree"
     _git(root, "worktree", "add", "--detach", "--quiet", str(tree), commit)
     try:
