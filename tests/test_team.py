@@ -234,3 +234,31 @@ def group_alive(pgid: int) -> bool:
         if int(group) == pgid and state != "Z":
             return True
     return False
+
+
+def test_a_run_in_the_run_cache_on_the_remote_is_restored_in_another_clone_without_training(
+    team_repo: Repo, team_stack: Stack, tmp_path: Path
+) -> None:
+    """Beyond the committed results: one clone trains with a param changed and pushes DVC's
+    run-cache to the stack's S3 remote; a clone made from git and that remote alone sets the
+    same param, pulls the run-cache, and `dvc repro --pull` restores that run instead of
+    training (a plain `dvc repro` would train: the outs of a run-cache record are fetched only
+    with --pull)."""
+    changed = {"train.learning_rate": 0.002}
+    team_repo.set_params(changed)
+    assert team_repo.repro() == ["train", "evaluate"]
+    produced = team_repo.digests()
+    team_repo.dvc("push", "--run-cache")
+    team_repo.run("git", "checkout", "--", ".")  # the workspace back to the committed baseline
+    team_repo.dvc("checkout")
+
+    other = Repo(tmp_path / "other", None, clone_of=str(team_repo.root))  # no MNIST mirror
+    other.env["MLFLOW_TRACKING_URI"] = team_stack.tracking_uri
+    for line in team_stack.env_lines():
+        if line.startswith("dvc remote modify --local"):  # credentials never travel in git
+            other.run(str(BIN / "dvc"), *shlex.split(line)[1:])
+    other.set_params(changed)
+    other.dvc("pull", "--run-cache")  # the run-cache's records; the outs they name come with
+    assert other.repro("--pull") == []  # `repro --pull`: no stage ran
+    assert "Stage 'train' is cached - skipping run" in other.printed
+    assert other.digests() == produced
