@@ -14,6 +14,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from .conftest import REPO
 from .workspace import BIN, Repo
 
 pytestmark = pytest.mark.e2e
@@ -93,6 +94,32 @@ def test_a_commit_not_in_the_repository_cannot_be_reproduced(repo: Repo) -> None
     assert done.stderr.strip().splitlines() == [
         f"error: {MODEL} v1: its commit {'0' * 40} is not in this repository (git fetch it first)"
     ]
+    assert registry(repo) == before and verdicts(repo) == {}
+
+
+def test_an_environment_that_cannot_be_built_cannot_be_reproduced(repo: Repo) -> None:
+    # the version's commit, but with a uv.lock that no longer matches pyproject.toml
+    version = client(repo).get_model_version_by_alias(MODEL, "champion")
+    commit = client(repo).get_run(version.run_id).data.tags["mlflow.source.git.commit"]
+    repo.run("git", "checkout", "-q", "-b", "another-lock", commit)
+    with (repo.root / "uv.lock").open("a") as lock:
+        lock.write('\n[[package]]\nname = "not-in-pyproject"\nversion = "1.0"\n')
+    repo.commit("another lock")
+    other = repo.run("git", "rev-parse", "HEAD").stdout.strip()
+    repo.run("git", "checkout", "-q", "-")
+    tamper(
+        repo,
+        "UPDATE tags SET value = ? WHERE key = 'mlflow.source.git.commit' AND run_uuid = ?",
+        other,
+        version.run_id,
+    )
+    before = registry(repo)
+    tools = REPO / ".tools" / "bin"  # `make env` there finds this uv rather than installing one
+    done = reproduce(repo, PATH=f"{tools}:{repo.env['PATH']}")
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line == "error: the environment of that commit's uv.lock: Failed to parse `uv.lock`"
+    assert "rebuilding:" not in done.stdout  # nothing ran
     assert registry(repo) == before and verdicts(repo) == {}
 
 

@@ -141,8 +141,10 @@ def environment(tree: Path, root: Path) -> dict[str, str]:
         env["PATH"] = os.pathsep.join([str(tools), env.get("PATH", "")])
         built = subprocess.run(["make", "env"], cwd=tree, env=env, capture_output=True, text=True)
         if built.returncode != 0:
-            last = (built.stderr or built.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise CannotReproduce(f"the environment of that commit's uv.lock: {last[0]}")
+            said = (built.stderr + built.stdout).strip().splitlines() or ["no output"]
+            why = next((line for line in said if line.lower().startswith("error")), said[-1])
+            why = why.removeprefix("error: ").removeprefix("ERROR: ")
+            raise CannotReproduce(f"the environment of that commit's uv.lock: {why}")
         bin_dir = tree / ".venv" / "bin"
     env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", "")])
     return env
