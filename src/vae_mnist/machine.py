@@ -18,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from vae_mnist.outputs import file_sha256
+
 CPUINFO = Path("/proc/cpuinfo")
 # The CPU flags whose presence changes TensorFlow's float results: the vector widths and fused
 # or reduced-precision arithmetic its kernels dispatch on (x86; other architectures list theirs).
@@ -76,7 +78,6 @@ def fingerprint(root: Path) -> dict[str, Any]:
     the kernel settings in force, and the digest of the lock file the environment was built
     from; `id` digests the part of it that decides float results."""
     model, isa = cpu()
-    lock = root / LOCK_FILE
     found = {
         "cpu": model,
         "isa": isa,
@@ -84,9 +85,15 @@ def fingerprint(root: Path) -> dict[str, Any]:
         "python": platform.python_version(),
         **{name: _version(dists) for name, dists in PACKAGES.items()},
         "settings": {name: os.environ[name] for name in SETTINGS if name in os.environ},
-        "uv_lock": hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else None,
+        "uv_lock": lock_digest(root),
     }
     return {"id": machine_id(found), **found}
+
+
+def lock_digest(root: Path) -> str | None:
+    """The sha256 of the project's uv.lock, the environment it was built from; None without one."""
+    lock = root / LOCK_FILE
+    return file_sha256(lock) if lock.is_file() else None
 
 
 def machine_id(found: Mapping[str, Any]) -> str:

@@ -41,7 +41,7 @@ from ruamel.yaml import YAML
 
 from vae_mnist.config import PARAMS_FILE, load_config, project_root, set_dotted
 from vae_mnist.errors import CannotReproduce, reports_errors
-from vae_mnist.machine import LOCK_FILE, fingerprint
+from vae_mnist.machine import fingerprint, lock_digest
 from vae_mnist.outputs import atomic_file
 from vae_mnist.tensorflow_env import quiet_tensorflow
 from vae_mnist.tracking.lineage import (
@@ -51,7 +51,7 @@ from vae_mnist.tracking.lineage import (
     read_lineage,
     record_verdict,
 )
-from vae_mnist.tracking.store import STORE_FILE, shown_uri
+from vae_mnist.tracking.store import shown_uri, sqlite_uri
 from vae_mnist.tracking.versions import find_version
 
 SEEDS = 4  # seeds whose spread is the yardstick: the rebuild's own and three more
@@ -134,9 +134,9 @@ def environment(tree: Path, root: Path) -> dict[str, str]:
     """The stages' environment: that commit's own (`make env` in the worktree) unless its
     uv.lock is this one's; the worktree's own MLflow store."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tree / STORE_FILE}"
+    env["MLFLOW_TRACKING_URI"] = sqlite_uri(tree)
     bin_dir = Path(sys.executable).parent
-    if _digest(tree / LOCK_FILE) != _digest(root / LOCK_FILE):
+    if lock_digest(tree) != lock_digest(root):
         tools = root / ".tools" / "bin"
         env["PATH"] = os.pathsep.join([str(tools), env.get("PATH", "")])
         built = subprocess.run(["make", "env"], cwd=tree, env=env, capture_output=True, text=True)
@@ -150,23 +150,21 @@ def environment(tree: Path, root: Path) -> dict[str, str]:
     return env
 
 
-def _digest(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-
-
-def rebuild(tree: Path, env: Mapping[str, str], recorded: Lineage, experiment: str) -> float:
+def rebuild(
+    tree: Path, root: Path, env: Mapping[str, str], recorded: Lineage, experiment: str
+) -> float:
     """Run every stage again, for real (no run-cache); the seconds it took. The raw files come
     from the DVC cache or remote if either holds them, else the download stage fetches them.
     The data is checked before the training: other data is a lineage that cannot hold."""
     started = time.monotonic()
     run = {"cwd": tree, "env": dict(env), "capture_output": True, "text": True}
-    cache = project_root() / ".dvc" / "cache"
+    cache = root / ".dvc" / "cache"
     subprocess.run(["dvc", "cache", "dir", "--local", str(cache)], **run)
     found = any(subprocess.run(["dvc", verb, RAW], **run).returncode == 0 for verb in SOURCES)
     scope = ["--single-item"] if found else []  # else download first, from the mirrors
     print(f"rebuilding: {'' if found else 'download, '}{FIRST_COMPUTED}", flush=True)
     _repro(["dvc", "repro", "--force", "--no-run-cache", *scope, FIRST_COMPUTED], run)
-    store = mlflow.MlflowClient(f"sqlite:///{tree / STORE_FILE}")
+    store = mlflow.MlflowClient(sqlite_uri(tree))
     check_data(recorded.data, made_data(store, experiment))
     print(f"rebuilding: {TRAINED} and what follows it", flush=True)
     _repro(["dvc", "repro", "--force", "--no-run-cache", "--downstream", TRAINED], run)
@@ -196,7 +194,7 @@ def _repro(command: list[str], run: dict) -> None:
 
 
 def rebuilt_lineage(tree: Path, model_name: str) -> Lineage:
-    client = mlflow.MlflowClient(f"sqlite:///{tree / STORE_FILE}")
+    client = mlflow.MlflowClient(sqlite_uri(tree))
     version = latest_version(client, model_name)
     if version is None:
         raise CannotReproduce(f"the rebuild registered no version of {model_name}")
@@ -307,7 +305,7 @@ def reproduce(ref: str, seeds: int = SEEDS, keep: bool = False) -> Verdict:
     with worktree(root, commit, keep) as tree:
         apply_params(tree / PARAMS_FILE, recorded.params)
         env = environment(tree, root)
-        seconds = rebuild(tree, env, recorded, experiment)
+        seconds = rebuild(tree, root, env, recorded, experiment)
         rebuilt = rebuilt_lineage(tree, model_name)
         spread = None
         if rebuilt.model_sha256 != recorded.model_sha256 or rebuilt.metrics != recorded.metrics:

@@ -43,7 +43,12 @@ def store() -> tuple[str, str | None]:
     if uri := os.environ.get("MLFLOW_TRACKING_URI"):
         return uri, None
     root = project_root()
-    return f"sqlite:///{root / STORE_FILE}", (root / ARTIFACTS_DIR).as_uri()
+    return sqlite_uri(root), (root / ARTIFACTS_DIR).as_uri()
+
+
+def sqlite_uri(root: Path) -> str:
+    """The URI of the sqlite store of the project at `root` (a rebuild's worktree has its own)."""
+    return f"sqlite:///{root / STORE_FILE}"
 
 
 def tracking_uri() -> str:
