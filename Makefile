@@ -17,7 +17,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_SYSTEM_CERTS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help env repro reproduce test test-fast lint format deps ui serve explore browser-deps recipe bench bench-floats mutation
+.PHONY: help env repro reproduce promote rollback champion-log test test-fast lint format deps ui serve explore browser-deps recipe bench bench-floats mutation
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +40,19 @@ repro: env ## run the whole pipeline (dvc repro); set MNIST_MIRROR to use an off
 V ?= champion
 reproduce: env ## rebuild a registered version from its lineage and judge it: make reproduce V=3
 	python -m vae_mnist.reproduce $(V)
+
+# The champion's moves on a governed store (the team server): V is a candidate's version number.
+# Each move is recorded on the model with who, when and why; champion-log prints them.
+promote: env ## a maintainer promotes candidate V to @champion after re-checking the rule: make promote V=7
+	@test -n "$(filter-out champion,$(V))" || { echo "which candidate? make promote V=<version>"; exit 2; }
+	python -m vae_mnist.tracking promote $(V)
+
+WHY ?= rolled back by hand
+rollback: env ## withdraw the champion; @champion goes back to the best of the rest (WHY="...")
+	python -m vae_mnist.tracking rollback --why "$(WHY)"
+
+champion-log: env ## every recorded move of @champion: when, who, from, to, why
+	python -m vae_mnist.tracking champion-log
 
 # pytest-xdist workers; the tests that share a started stack or a module's fixture stay in one
 # (conftest.worker_group). Measured on 2 cores, the whole suite: 1 worker 19:55, 2 14:00, 3 12:26

@@ -359,15 +359,16 @@ def processes_of(folder: Path) -> list[str]:
 
 
 @contextmanager
-def throwaway_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """A team stack on free ports; stopped by PID at the end, and then no process of it may be
-    left. Its folder (logs) stays when a test failed."""
+def throwaway_stack(request: pytest.FixtureRequest, project: Any = None) -> Iterator[Stack]:
+    """A team stack on free ports (governing `project`'s names, by default the project's own);
+    stopped by PID at the end, and then no process of it may be left. Its folder (logs) stays
+    when a test failed."""
     from vae_mnist.stack.control import down, up
 
     require_stack_binaries()
     folder = stack_folder()
     try:
-        yield up(folder, ports=dict.fromkeys(DEFAULT_PORTS, 0))
+        yield up(folder, ports=dict.fromkeys(DEFAULT_PORTS, 0), project=project)
     finally:
         down(folder)
         left = processes_of(folder)
@@ -381,3 +382,9 @@ def team_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     """The team stack, started once per session and shared by every test that needs one."""
     with throwaway_stack(request) as stack:
         yield stack
+
+
+def log_in(stack: Stack, monkeypatch: pytest.MonkeyPatch, user: str = "admin") -> None:
+    """This process's MLflow clients talk to the stack's server as `user` (over its TLS)."""
+    for key, value in stack.client_env(user).items():
+        monkeypatch.setenv(key, value)

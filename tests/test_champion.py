@@ -19,11 +19,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vae_mnist.champion import ALREADY, KEPT, PROMOTED, beats, best, decision
-from vae_mnist.tracking import registry
+from vae_mnist.errors import TrackingError
+from vae_mnist.tracking import governance, registry
 from vae_mnist.tracking.names import MODEL_DIGEST
 from vae_mnist.tracking.runs import stage_run
 
-from .conftest import REPO
+from .conftest import REPO, log_in
 
 # The rule on its own: plain scores in, a version out (no MLflow).
 
@@ -177,6 +178,47 @@ def test_versions_scored_under_the_old_tag_name_still_compete(
     assert tags["champion.previous.test/neg_elbo"] == "130.0"
 
 
+def test_every_move_of_the_alias_is_recorded_with_who_and_why(
+    mlflow_store: str, figures: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    client = mlflow.MlflowClient(mlflow_store)
+    first = train_and_register(client, "j" * 64)
+    evaluate("j" * 64, 150.0, figures)
+    better = train_and_register(client, "k" * 64)
+    evaluate("k" * 64, 140.0, figures)
+    train_and_register(client, "l" * 64)
+    evaluate("l" * 64, 145.0, figures)  # kept: no move
+    moves = governance.history(client, MODEL)
+    assert [(m.source, m.target, m.by) for m in moves] == [
+        (None, first, "alice"), (first, better, "alice")
+    ]  # fmt: skip
+    assert moves[0].why == f"test -ELBO 150.00 (v{first}), the first champion"
+    assert moves[1].why == f"test -ELBO 140.00 (v{better}) < 150.00 (v{first})"
+    assert moves[0].at < moves[1].at
+
+
+def test_a_rollback_withdraws_the_champion_and_the_rule_passes_it_over(
+    mlflow_store: str, figures: Path
+) -> None:
+    client = mlflow.MlflowClient(mlflow_store)
+    first = train_and_register(client, "m" * 64)
+    evaluate("m" * 64, 150.0, figures)
+    with pytest.raises(TrackingError, match="is the only evaluated version"):
+        registry.rollback(MODEL, "too early")
+    better = train_and_register(client, "n" * 64)
+    evaluate("n" * 64, 140.0, figures)
+    assert registry.rollback(MODEL, "blurry digits") == (better, first)
+    assert champion(client) == first
+    evaluate("n" * 64, 139.0, figures)  # evaluated again, better still: it stays withdrawn
+    assert champion(client) == first
+    last = governance.history(client, MODEL)[-1]
+    assert (last.source, last.target) == (better, first)
+    assert last.why == f"rollback of v{better}: blurry digits; test -ELBO 150.00 (v{first})"
+    with pytest.raises(TrackingError, match="is not governed"):
+        registry.promote_candidate(MODEL, better)
+
+
 EVALUATE_AT_ONCE = """
 import sys, time
 from pathlib import Path
@@ -197,7 +239,7 @@ def test_evaluations_at_once_on_a_server_leave_the_best_champion(
 ) -> None:
     """Several machines evaluate at once against one tracking server: no lock serialises them,
     and whatever the interleaving the alias must end on the lowest test -ELBO."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", team_stack.tracking_uri)
+    log_in(team_stack, monkeypatch)
     client = mlflow.MlflowClient(team_stack.tracking_uri)
     for attempt, order in enumerate(([3, 5, 0, 4, 1, 2], [5, 4, 3, 2, 1, 0])):
         model = f"{MODEL}-race-{uuid.uuid4().hex[:12]}"  # the stack outlives this test
@@ -205,7 +247,7 @@ def test_evaluations_at_once_on_a_server_leave_the_best_champion(
         versions = {sha: train_and_register(client, sha, model) for sha in scores}
         go = tmp_path / f"round-{attempt}" / "go"
         go.parent.mkdir()
-        env = {**os.environ, "MLFLOW_TRACKING_URI": team_stack.tracking_uri}
+        env = {**os.environ, **team_stack.client_env()}
         command = [sys.executable, "-c", EVALUATE_AT_ONCE, str(go)]
         pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True, "cwd": REPO}
         evaluations = [

@@ -18,7 +18,7 @@ import pytest
 from vae_mnist.stack.control import stop_service
 from vae_mnist.stack.state import Stack
 
-from .conftest import throwaway_stack
+from .conftest import log_in, throwaway_stack
 from .workspace import Repo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.stack]
@@ -33,7 +33,7 @@ def failing_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
 
 def download_fails_in_one_line(tmp_path: Path, mirror: Path, stack: Stack) -> str:
     repo = Repo(tmp_path, str(mirror.resolve()))
-    repo.env["MLFLOW_TRACKING_URI"] = stack.tracking_uri
+    repo.env.update(stack.client_env())
     result = repo.dvc("repro", "download", check=False)
     assert result.returncode != 0
     ours = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -44,7 +44,10 @@ def download_fails_in_one_line(tmp_path: Path, mirror: Path, stack: Stack) -> st
     return ours[0]
 
 
-def test_object_store_down(failing_stack: Stack, tmp_path: Path, mnist_mirror: Path) -> None:
+def test_object_store_down(
+    failing_stack: Stack, tmp_path: Path, mnist_mirror: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log_in(failing_stack, monkeypatch)
     stop_service(failing_stack.folder, "radosgw")
     line = download_fails_in_one_line(tmp_path, mnist_mirror, failing_stack)
     assert "mlflow-artifacts" in line  # the artifact store is what failed

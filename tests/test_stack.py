@@ -3,14 +3,17 @@ on 127.0.0.1, no mocks."""
 
 from __future__ import annotations
 
+import base64
 import os
 import shlex
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -24,7 +27,7 @@ from vae_mnist.stack.control import DEFAULT_PORTS, down, status, up
 from vae_mnist.stack.processes import alive
 from vae_mnist.stack.state import Stack, read
 
-from .conftest import REPO, processes_of, require_stack_binaries, stack_folder
+from .conftest import REPO, log_in, processes_of, require_stack_binaries, stack_folder
 
 pytestmark = pytest.mark.stack
 
@@ -81,10 +84,67 @@ def test_s3_round_trip_with_the_stacks_keys_only(team_stack: Stack) -> None:
         stranger.get_object(Bucket=team_stack.dvc_bucket, Key="test/round-trip")
 
 
-def test_server_health(team_stack: Stack) -> None:
-    with urllib.request.urlopen(f"{team_stack.tracking_uri}/health", timeout=10) as response:
+def test_the_server_speaks_only_tls_with_the_stacks_certificate(team_stack: Stack) -> None:
+    assert team_stack.tracking_uri.startswith("https://127.0.0.1:")
+    trusted = ssl.create_default_context(cafile=str(team_stack.ca))
+    url = f"{team_stack.tracking_uri}/health"
+    with urllib.request.urlopen(url, timeout=10, context=trusted) as response:
         assert response.status == 200
         assert response.read().strip() == b"OK"
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        urllib.request.urlopen(url, timeout=10)  # the system's CAs do not know the stack's
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        urllib.request.urlopen(url.replace("https://", "http://"), timeout=10)  # no plain HTTP
+    # the CA's own key was never written: nothing can sign another certificate these trust
+    assert sorted(p.name for p in team_stack.ca.parent.iterdir()) == [
+        "ca.pem", "server.key", "server.pem"
+    ]  # fmt: skip
+    assert (team_stack.ca.parent / "server.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_every_call_but_health_needs_a_user(team_stack: Stack) -> None:
+    trusted = ssl.create_default_context(cafile=str(team_stack.ca))
+    url = f"{team_stack.tracking_uri}/api/2.0/mlflow/experiments/search?max_results=1"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=10, context=trusted)
+    assert refused.value.code == 401
+    password = team_stack.secrets.password("admin").read_text().strip()
+    token = base64.b64encode(f"admin:{password}".encode()).decode()
+    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+    with urllib.request.urlopen(request, timeout=10, context=trusted) as response:
+        assert response.status == 200
+    wrong = base64.b64encode(b"admin:not-the-password").decode()
+    request = urllib.request.Request(url, headers={"Authorization": f"Basic {wrong}"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10, context=trusted)
+    assert refused.value.code == 401
+    # a Host the server is not reached by (DNS rebinding) is refused before any login
+    request = urllib.request.Request(
+        url, headers={"Authorization": f"Basic {token}", "Host": "attacker.example:80"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10, context=trusted)
+    assert refused.value.code in (400, 403)
+
+
+def test_secrets_are_files_of_mode_0600_and_never_in_the_servers_arguments(
+    team_stack: Stack,
+) -> None:
+    folder = team_stack.secrets.folder
+    assert folder.stat().st_mode & 0o777 == 0o700
+    files = sorted(folder.iterdir())
+    assert {f.name for f in files} >= {
+        "admin.password", "flask-secret-key", "s3-credentials", "basic-auth.ini"
+    }  # fmt: skip
+    assert all(f.stat().st_mode & 0o777 == 0o600 for f in files)
+    secrets = [team_stack.secret_key, team_stack.postgres_uri.split(":")[2].split("@")[0]]
+    secrets += [
+        (folder / name).read_text().strip() for name in ("admin.password", "flask-secret-key")
+    ]
+    for line in processes_of(team_stack.folder):  # every process's command line
+        assert not any(secret in line for secret in secrets), line
+    logs = "".join(f.read_text(errors="replace") for f in (team_stack.folder / "logs").iterdir())
+    assert not any(secret in logs for secret in secrets)
 
 
 def test_run_artifact_lands_in_the_artifacts_bucket(
@@ -92,6 +152,7 @@ def test_run_artifact_lands_in_the_artifacts_bucket(
 ) -> None:
     from mlflow import MlflowClient
 
+    log_in(team_stack, monkeypatch)
     # Proxied artifacts: the client holds no S3 credentials and does not know the endpoint.
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
@@ -124,12 +185,23 @@ def test_status_and_env_from_a_fresh_process(team_stack: Stack) -> None:
     result = cli("env", "--folder", str(team_stack.folder))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
+    secrets = team_stack.secrets
     assert f"export MLFLOW_TRACKING_URI={team_stack.tracking_uri}" in lines
+    assert f"export MLFLOW_TRACKING_SERVER_CERT_PATH={team_stack.ca}" in lines
+    assert "export MLFLOW_TRACKING_USERNAME=admin" in lines
+    assert f'export MLFLOW_TRACKING_PASSWORD="$(cat {secrets.password("admin")})"' in lines
     assert f"dvc remote add -f -d team s3://{team_stack.dvc_bucket}/vae-mnist" in lines
     assert f"dvc remote modify team endpointurl {team_stack.s3_endpoint}" in lines
-    assert f"dvc remote modify --local team access_key_id {team_stack.access_key}" in lines
-    assert f"dvc remote modify --local team secret_access_key {team_stack.secret_key}" in lines
-    assert f"MLflow UI: {team_stack.tracking_uri}" in lines
+    assert f"dvc remote modify --local team credentialpath {secrets.s3_credentials}" in lines
+    assert lines[0].startswith(f"MLflow UI: {team_stack.tracking_uri} (user admin, password in ")
+    # what it prints names where the secrets are, never a secret
+    for secret in (
+        team_stack.secret_key,
+        team_stack.access_key,
+        secrets.password("admin").read_text().strip(),
+        secrets.flask_key.read_text().strip(),
+    ):
+        assert secret not in result.stdout
 
 
 def test_up_on_a_running_stack_returns_it(team_stack: Stack) -> None:

@@ -28,13 +28,14 @@ from vae_mnist.ports import free_port
 from vae_mnist.stack.ceph import s3_client
 from vae_mnist.stack.state import Stack
 
-from .conftest import real_mnist
+from .conftest import log_in, real_mnist
 from .workspace import BIN, SHRUNK, STAGES, Repo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.stack]
 
 EXPERIMENT = "vae-mnist"
 MODEL = "vae-mnist"
+CANDIDATES = "vae-mnist-candidates"  # the stack governs MODEL: versions are registered here
 SHARED_EXPERIMENT = "team-latent3"
 DIGIT = 5
 
@@ -43,11 +44,16 @@ DIGIT = 5
 def team_repo(team_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Repo:
     """A copy whose shrunk pipeline ran once with MLFLOW_TRACKING_URI on the stack's server."""
     repo = Repo(tmp_path_factory.mktemp("team"), str(real_mnist()))
-    repo.env["MLFLOW_TRACKING_URI"] = team_stack.tracking_uri
+    repo.env.update(team_stack.client_env())  # as the stack's admin
     repo.set_params(SHRUNK)
     assert repo.repro() == STAGES
     repo.commit("the shrunk pipeline and its lock")
     return repo
+
+
+@pytest.fixture(autouse=True)
+def as_admin(team_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    log_in(team_stack, monkeypatch)
 
 
 def bucket(stack: Stack, name: str) -> dict[str, bytes]:
@@ -71,8 +77,12 @@ def test_repro_lands_runs_model_and_alias_on_the_server_and_artifacts_in_s3(
     assert all(n.startswith(f"{s}@") for s, n in zip(STAGES, names, strict=True)), names
     assert all(r.info.status == "FINISHED" for r in runs)
     train, evaluate = runs[2], runs[3]
+    (candidate,) = client.search_model_versions(f"name = '{CANDIDATES}'")
+    assert candidate.run_id == train.info.run_id
+    # the admin may promote: the candidate beat no champion, so it was copied and holds it
     (version,) = client.search_model_versions(f"name = '{MODEL}'")
-    assert version.run_id == train.info.run_id
+    assert version.tags["candidate.source"] == f"{CANDIDATES} v{candidate.version}"
+    assert version.tags["model.sha256"] == train.data.tags["model.sha256"]
     assert client.get_model_version_by_alias(MODEL, "champion").version == version.version
     assert evaluate.data.tags["train_run_id"] == train.info.run_id
 
@@ -97,8 +107,9 @@ def test_dvc_remote_in_the_stack_round_trips_every_out(team_repo: Repo, team_sta
             team_repo.run(str(BIN / "dvc"), *shlex.split(line)[1:])
     config = (team_repo.root / ".dvc" / "config").read_text()
     assert team_stack.s3_endpoint in config and team_stack.secret_key not in config
-    local = team_repo.root / ".dvc" / "config.local"
-    assert team_stack.secret_key in local.read_text()
+    local = (team_repo.root / ".dvc" / "config.local").read_text()
+    assert str(team_stack.secrets.s3_credentials) in local  # the keys stay in the stack's file
+    assert team_stack.secret_key not in local and team_stack.access_key not in local
     assert team_repo.run("git", "check-ignore", ".dvc/config.local").returncode == 0
     team_repo.commit("the team's DVC remote")
 
@@ -128,7 +139,7 @@ def test_an_experiment_pushed_from_one_clone_is_applied_in_another_without_retra
     team_repo.dvc("checkout")
 
     other = Repo(tmp_path / "other", team_repo.env.get("MNIST_MIRROR"), clone_of=str(origin))
-    other.env["MLFLOW_TRACKING_URI"] = team_stack.tracking_uri
+    other.env.update(team_stack.client_env())
     for line in team_stack.env_lines():
         if line.startswith("dvc remote modify --local"):  # credentials never travel in git
             other.run(str(BIN / "dvc"), *shlex.split(line)[1:])
@@ -253,7 +264,7 @@ def test_a_run_in_the_run_cache_on_the_remote_is_restored_in_another_clone_witho
     team_repo.dvc("checkout")
 
     other = Repo(tmp_path / "other", None, clone_of=str(team_repo.root))  # no MNIST mirror
-    other.env["MLFLOW_TRACKING_URI"] = team_stack.tracking_uri
+    other.env.update(team_stack.client_env())
     for line in team_stack.env_lines():
         if line.startswith("dvc remote modify --local"):  # credentials never travel in git
             other.run(str(BIN / "dvc"), *shlex.split(line)[1:])

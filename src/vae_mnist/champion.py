@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 PROMOTED, KEPT, ALREADY = "promoted", "kept", "already champion"
+AWAITS = "awaits a maintainer"  # on a governed store, a candidate this user may not promote
 
 
 def beats(candidate: tuple[str, float], current: tuple[str, float] | None) -> bool:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from vae_mnist.errors import StackError, reports_errors
+from vae_mnist.stack import access, credentials
 from vae_mnist.stack.control import (
     DEFAULT_PORTS,
     PORT_NAMES,
@@ -22,18 +23,44 @@ from vae_mnist.stack.state import Stack, read
 
 DESCRIPTION = """\
 A throwaway team stack on 127.0.0.1: PostgreSQL, a one-node Ceph cluster whose RADOS Gateway
-serves S3, and an `mlflow server` storing runs in PostgreSQL and artifacts in S3. Everything it
-writes (data, config, sockets, logs, PID files, stack.json with the credentials) stays in the
-stack folder. `up` on a folder whose stack is not running wipes what an earlier stack left there
-(its data, logs and state: the stack keeps nothing) and builds a new one, with new credentials.
+serves S3, and an `mlflow server` (HTTPS, users and passwords) storing runs in PostgreSQL and
+artifacts in S3. Everything it writes (data, config, sockets, logs, PID files, its certificates,
+its secrets in 0600 files) stays in the stack folder. `up` on a folder whose stack is not
+running wipes what an earlier stack left there (its data, logs and state: the stack keeps
+nothing) and builds a new one, with new credentials.
 """
 
 
 def _print_env(stack: Stack) -> None:
-    print(f"MLflow UI: {stack.ui_url}")
-    print("# point MLflow and DVC at the stack (the keys change with every `up`):")
+    admin = stack.secrets.password(credentials.ADMIN)
+    print(f"MLflow UI: {stack.ui_url} (user {credentials.ADMIN}, password in {admin})")
+    print(f"its certificate is signed by the stack's own CA: {stack.ca}")
+    print(
+        f"# point MLflow and DVC at the stack; the secrets stay in {stack.secrets.folder} "
+        "(mode 0600, new with every `up`):"
+    )
     for line in stack.env_lines():
         print(line)
+
+
+def _users(stack: Stack, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        for name, role in access.users(stack).items():
+            print(f"{name:<20} {role}")
+        return 0
+    if args.action == "remove":
+        access.remove_user(stack, args.name)
+        print(f"removed {args.name}")
+        return 0
+    if args.action == "add":
+        path = access.add_user(stack, args.name, args.role)
+        print(f"added {args.name} as {args.role}; the password is in {path} (mode 0600)")
+    else:
+        path = access.reset_password(stack, args.name)
+        print(f"new password for {args.name} in {path} (mode 0600); the old one no longer works")
+    print(f"they log in with: export MLFLOW_TRACKING_USERNAME={args.name}")
+    print(f'                  export MLFLOW_TRACKING_PASSWORD="$(cat {path})"')
+    return 0
 
 
 @reports_errors
@@ -60,6 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("down", parents=[common], help="stop what `up` started, by PID")
     commands.add_parser("status", parents=[common], help="each service up or down")
     commands.add_parser("env", parents=[common], help="print again what `up` printed to export")
+    user = commands.add_parser("user", help="the server's users and their roles (as its admin)")
+    actions = user.add_subparsers(dest="action", required=True)
+    add = actions.add_parser(
+        "add", parents=[common], help="a new user with a role; its password goes to a file"
+    )
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=access.ROLES)
+    actions.add_parser("list", parents=[common], help="every user and its role")
+    for action, text in (("remove", "delete a user"), ("reset", "give a user a new password")):
+        actions.add_parser(action, parents=[common], help=text).add_argument("name")
     args = parser.parse_args(argv)
     folder = Path(args.folder).resolve() if args.folder else default_folder()
 
@@ -81,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stopped {service} (pid {pid})")
         return 0
     stack = read(folder)
+    if args.command == "user":
+        if stack is None or not status(folder)["mlflow"]:
+            raise StackError(f"no running stack in {folder}: start it with `make stack-up`")
+        return _users(stack, args)
     if args.command == "env":
         if stack is None or not all(status(folder).values()):
             raise StackError(f"no running stack in {folder}: start it with `make stack-up`")

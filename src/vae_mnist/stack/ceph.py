@@ -254,17 +254,25 @@ def wait_gateway(cluster: Cluster, spawned: Spawned, timeout_s: float) -> None:
     wait_for(spawned, ready, timeout_s)
 
 
-def create_user(cluster: Cluster, access_key: str, secret_key: str) -> None:
-    run(
+def create_user(cluster: Cluster) -> tuple[str, str]:
+    """The gateway's one user, with keys the gateway generates: (access key, secret key).
+
+    Generated there and read from its output (never logged), so that no key is ever on a
+    command line, which every local user can read."""
+    import json
+
+    printed = run(
         cluster.tool(
             "radosgw-admin",
             *("--name", ADMIN, "user", "create", "--uid", S3_USER),
-            *("--display-name", "vae-mnist team stack"),
-            *("--access-key", access_key, "--secret-key", secret_key),
+            *("--display-name", "vae-mnist team stack", "--gen-access-key", "--gen-secret"),
         ),
         what="radosgw-admin user create",
         log=cluster.logs / "ceph-setup.log",
+        secret_output=True,
     )
+    (keys,) = json.loads(printed)["keys"]
+    return keys["access_key"], keys["secret_key"]
 
 
 def s3_client(endpoint_url: str, access_key: str, secret_key: str):  # -> botocore's S3 client

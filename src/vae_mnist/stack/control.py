@@ -9,7 +9,6 @@ what a previous stack left there (only the entries it creates) and builds a new 
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
 import stat
@@ -21,7 +20,7 @@ from filelock import FileLock
 from vae_mnist.config import project_root
 from vae_mnist.errors import StackError
 from vae_mnist.ports import free_port
-from vae_mnist.stack import binaries, ceph, postgres, server
+from vae_mnist.stack import access, binaries, ceph, credentials, postgres, server, tls
 from vae_mnist.stack.processes import (
     Spawned,
     answers,
@@ -57,7 +56,7 @@ TIMEOUTS_S = {
 }
 ARTIFACTS_BUCKET = "vae-mnist-mlflow"
 DVC_BUCKET = "vae-mnist-dvc"
-WIPED = (STATE_FILE, "pids", "logs", "postgres", "ceph")
+WIPED = (STATE_FILE, "pids", "logs", "postgres", "ceph", credentials.FOLDER, tls.FOLDER)
 # The longest Unix socket path below the folder (PostgreSQL's lock file beside its socket);
 # Linux allows 107 bytes.
 LONGEST_SOCKET = "/postgres/run/.s.PGSQL.65535.lock"
@@ -145,10 +144,12 @@ def up(
     folder: Path | str | None = None,
     ports: Mapping[str, int] | None = None,
     timeouts_s: Mapping[str, float] | None = None,
+    project: access.Project | None = None,
 ) -> Stack:
     """Start PostgreSQL, Ceph (mon, OSD, S3 gateway) and the mlflow server; return the stack.
 
     `ports`: any of mlflow, postgres, s3, mon (defaults in DEFAULT_PORTS; 0: any free port).
+    `project`: the experiment and models the server governs (default: this project's).
     A stack already fully running in `folder` is returned as it is; a partly running one is an
     error (run `down` first); anything else in the folder from an earlier stack is wiped.
     """
@@ -170,10 +171,14 @@ def up(
         ceph_binaries = binaries.ceph_binaries()
         mlflow = binaries.mlflow_binary()
         chosen = _check_ports(ports or {})
+        names = project or access.project()
         _wipe(folder)
         started: list[Spawned] = []
         try:
-            return _start(folder, chosen, timeouts, pg_bindir, ceph_binaries, mlflow, started)
+            stack = _start(folder, chosen, timeouts, pg_bindir, ceph_binaries, mlflow, started)
+            access.govern(stack, names)
+            write(stack)
+            return stack
         except BaseException:
             for spawned in reversed(started):
                 stop_service(folder, spawned.service)
@@ -210,8 +215,9 @@ def _start(
     role, password, dbname = postgres.create_mlflow_database(database)
 
     s3_endpoint = ceph.endpoint(cluster)
-    access_key = secrets.token_hex(10).upper()
-    secret_key = secrets.token_hex(20)
+    auth_uri = postgres.uri(role, password, postgres.AUTH_DATABASE, ports["postgres"], "psycopg")
+    keys = credentials.create(folder, auth_database_uri=auth_uri)
+    certificates = tls.create(folder)
     mlflow_server = server.start(
         mlflow,
         stack=folder,
@@ -220,8 +226,8 @@ def _start(
         backend_store_uri=postgres.uri(role, password, dbname, ports["postgres"], "psycopg"),
         artifacts_bucket=ARTIFACTS_BUCKET,
         s3_endpoint=s3_endpoint,
-        access_key=access_key,
-        secret_key=secret_key,
+        secrets=keys,
+        certificates=certificates,
     )
     started.append(mlflow_server)
 
@@ -229,10 +235,12 @@ def _start(
     gateway = ceph.start_gateway(cluster, folder)
     started.append(gateway)
     ceph.wait_gateway(cluster, gateway, timeouts["radosgw"])
-    ceph.create_user(cluster, access_key, secret_key)
+    # The server reads the gateway's keys at its first artifact request, after `up` returns.
+    access_key, secret_key = ceph.create_user(cluster)
+    credentials.keep_s3_keys(keys, access_key, secret_key)
     ceph.create_buckets(s3_endpoint, access_key, secret_key, ARTIFACTS_BUCKET, DVC_BUCKET)
 
-    server.wait(mlflow_server, ports["mlflow"], timeouts["mlflow"])
+    server.wait(mlflow_server, ports["mlflow"], certificates.ca, timeouts["mlflow"])
     stack = Stack(
         folder=folder,
         tracking_uri=server.url(ports["mlflow"]),
@@ -245,7 +253,6 @@ def _start(
         ports=ports,
         pids={spawned.service: spawned.pid for spawned in started},
     )
-    write(stack)
     return stack
 
 

@@ -22,6 +22,7 @@ SERVICE = "postgres"
 SUPERUSER = "postgres"
 MLFLOW_ROLE = "mlflow"
 MLFLOW_DATABASE = "mlflow"
+AUTH_DATABASE = "mlflow_auth"  # the basic-auth app's users and permissions
 SETTINGS = {
     "listen_addresses": f"'{HOST}'",
     "fsync": "off",
@@ -169,7 +170,8 @@ def wait(cluster: Cluster, spawned: Spawned, timeout_s: float) -> None:
 
 
 def create_mlflow_database(cluster: Cluster) -> tuple[str, str, str]:
-    """A login role owning a database for MLflow: (role, password, database)."""
+    """A login role owning a database for MLflow's runs and one for its users: (role,
+    password, the runs' database)."""
     import psycopg
     from psycopg import sql
 
@@ -181,11 +183,12 @@ def create_mlflow_database(cluster: Cluster) -> tuple[str, str, str]:
                 sql.Identifier(MLFLOW_ROLE), sql.Literal(password)
             )
         )
-        connection.execute(
-            sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                sql.Identifier(MLFLOW_DATABASE), sql.Identifier(MLFLOW_ROLE)
+        for database in (MLFLOW_DATABASE, AUTH_DATABASE):
+            connection.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(database), sql.Identifier(MLFLOW_ROLE)
+                )
             )
-        )
     return MLFLOW_ROLE, password, MLFLOW_DATABASE
 
 

@@ -254,16 +254,25 @@ def wait_for(spawned: Spawned, ready: Callable[[], bool], timeout_s: float) -> N
 
 
 def run(
-    command: Sequence[str], *, what: str, log: Path, timeout_s: float = 120, **kwargs: object
-) -> None:
-    """Run a set-up command to completion, its output appended to `log`; one line if it fails."""
+    command: Sequence[str],
+    *,
+    what: str,
+    log: Path,
+    timeout_s: float = 120,
+    secret_output: bool = False,
+    **kwargs: object,
+) -> bytes:
+    """Run a set-up command to completion, its output appended to `log`; one line if it fails.
+
+    `secret_output`: its standard output holds secrets, so it is returned, not logged (only
+    its standard error goes to `log`)."""
     with open(log, "ab") as output:
         try:
             result = subprocess.run(
                 list(command),
                 stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
+                stdout=subprocess.PIPE if secret_output else output,
+                stderr=output if secret_output else subprocess.STDOUT,
                 timeout=timeout_s,
                 check=False,
                 **kwargs,  # type: ignore[arg-type]
@@ -272,3 +281,4 @@ def run(
             raise StackError(f"{what} took longer than {timeout_s:g} s: see {log}") from None
     if result.returncode != 0:
         raise StackError(f"{what} failed (exit code {result.returncode}): see {log}")
+    return result.stdout or b""

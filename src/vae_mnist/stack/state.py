@@ -1,7 +1,8 @@
 """What a running stack is: addresses, credentials, buckets, PIDs, kept as JSON in its folder.
 
 `up` writes it once everything answers, so that `down`, `status` and `env` work from any later
-process. It holds passwords and keys, so only its owner may read it.
+process. It holds passwords and keys, so only its owner may read it; what a user is told to run
+names the files the secrets are in (credentials.py), never a secret.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from vae_mnist.stack import credentials, tls
 
 STATE_FILE = "stack.json"
 DVC_REMOTE = "team"
@@ -38,15 +41,50 @@ class Stack:
     def dvc_remote_url(self) -> str:
         return f"s3://{self.dvc_bucket}/{DVC_PREFIX}"
 
-    def env_lines(self) -> list[str]:
-        """What a user runs to point MLflow and DVC at this stack (shell-quoted)."""
+    @property
+    def ca(self) -> Path:
+        """The stack CA's certificate: what a client trusts the server by."""
+        return tls.paths(self.folder).ca
+
+    @property
+    def secrets(self) -> credentials.Files:
+        return credentials.files(self.folder)
+
+    def client_env(
+        self, user: str = credentials.ADMIN, password: str | None = None
+    ) -> dict[str, str]:
+        """The environment of an MLflow client logged in as `user` (by default with the password
+        the stack keeps for it)."""
+        if password is None:
+            password = credentials.read(self.secrets.password(user))
+        return {
+            "MLFLOW_TRACKING_URI": self.tracking_uri,
+            "MLFLOW_TRACKING_SERVER_CERT_PATH": str(self.ca),
+            "MLFLOW_TRACKING_USERNAME": user,
+            "MLFLOW_TRACKING_PASSWORD": password,
+        }
+
+    def dvc_lines(self) -> list[str]:
+        """What points a clone's DVC at the stack's bucket (the keys stay in their file)."""
         q = shlex.quote
         return [
-            f"export MLFLOW_TRACKING_URI={q(self.tracking_uri)}",
             f"dvc remote add -f -d {DVC_REMOTE} {q(self.dvc_remote_url)}",
             f"dvc remote modify {DVC_REMOTE} endpointurl {q(self.s3_endpoint)}",
-            f"dvc remote modify --local {DVC_REMOTE} access_key_id {q(self.access_key)}",
-            f"dvc remote modify --local {DVC_REMOTE} secret_access_key {q(self.secret_key)}",
+            f"dvc remote modify --local {DVC_REMOTE} credentialpath "
+            f"{q(str(self.secrets.s3_credentials))}",
+        ]
+
+    def env_lines(self, user: str = credentials.ADMIN) -> list[str]:
+        """What a user runs to point MLflow and DVC at this stack (shell-quoted): the password
+        is read from its file as the line runs, so it is never shown."""
+        q = shlex.quote
+        password = q(str(self.secrets.password(user)))
+        return [
+            f"export MLFLOW_TRACKING_URI={q(self.tracking_uri)}",
+            f"export MLFLOW_TRACKING_SERVER_CERT_PATH={q(str(self.ca))}",
+            f"export MLFLOW_TRACKING_USERNAME={q(user)}",
+            f'export MLFLOW_TRACKING_PASSWORD="$(cat {password})"',
+            *self.dvc_lines(),
         ]
 
 

@@ -21,7 +21,7 @@ from mlflow.models import Model, infer_signature
 from vae_mnist.config import project_root
 from vae_mnist.machine import fingerprint
 from vae_mnist.quantities import EPOCH_NAMES, VAL
-from vae_mnist.tracking import cards, names
+from vae_mnist.tracking import cards, governance, names
 
 
 def _save_keras_model(path: str, validate_serving_input: bool = True, **kwargs: Any) -> None:
@@ -71,7 +71,8 @@ def log_model(
     registered_name: str,
 ) -> str:
     """Log the served model to the active run, with the checkpoint it was built from, and
-    register it as a new version of `registered_name`, described by its model card; the version.
+    register it as a new version of `registered_name` (of its candidates model where the store is
+    governed: tracking/governance.py), described by its model card; the version.
 
     The logged model takes the params and the summary (the validation numbers of the epoch whose
     weights it holds), linked to the validation dataset. The checkpoint (the DVC artifact, the
@@ -99,14 +100,18 @@ def log_model(
     client = mlflow.MlflowClient()
     client.log_model_artifact(info.model_id, str(checkpoint), names.CHECKPOINT)
     machine = fingerprint(project_root())
-    version_tags = {names.MODEL_DIGEST: digest, names.machine_tag("id"): machine["id"]}
-    version = str(mlflow.register_model(info.model_uri, registered_name, tags=version_tags).version)
-    client.update_registered_model(registered_name, cards.model_description(registered_name))
+    version_tags = {
+        names.MODEL_DIGEST: digest,
+        names.machine_tag("id"): machine["id"],
+        governance.REGISTERED_BY: governance.user(),
+    }
+    target = governance.registration_target(registered_name)  # its candidates, if governed
+    version = str(mlflow.register_model(info.model_uri, target, tags=version_tags).version)
+    if target == registered_name:  # a governed served model is described by its maintainers
+        client.update_registered_model(target, cards.model_description(target))
     run_id = mlflow.active_run().info.run_id
     data = {split: dataset.digest for split, dataset in datasets.items()}
-    card = cards.version_card(
-        registered_name, version, run_id, params, data, summary, digest, machine
-    )
-    client.update_model_version(registered_name, version, card)
+    card = cards.version_card(target, version, run_id, params, data, summary, digest, machine)
+    client.update_model_version(target, version, card)
     mlflow.set_tag(names.REGISTERED_VERSION, version)
     return version

@@ -3,11 +3,15 @@
 Lineage is by content: the evaluate run finds the training run whose `model.sha256` tag is the
 digest of the model file it evaluated (a run id written into a DVC out would change the out on
 every run). The alias follows vae_mnist.champion's rule, applied with no lock so that it is right
-on every store, a sqlite file or a server that several machines share.
+on every store, a sqlite file or a server that several machines share. On a governed store
+(tracking/governance.py) the version evaluated is a candidate, and only a maintainer's
+promotion copies it into the served model, where the rule then moves the alias; every move is
+recorded on the model, and a rollback withdraws the champion so the rule passes it over.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,7 @@ from mlflow.exceptions import MlflowException
 from vae_mnist import champion
 from vae_mnist.errors import TrackingError
 from vae_mnist.quantities import TEST_NEG_ELBO
-from vae_mnist.tracking import cards, names
+from vae_mnist.tracking import cards, governance, names
 from vae_mnist.tracking.store import first_line, shown_uri
 
 CONVERGE_ROUNDS = 20
@@ -97,9 +101,13 @@ def publish_test_results(
     if train_run is None:
         return
     share_with_training_run(train_run, metrics, folders)
-    if version := registered_version(model_name, train_run):
-        describe_test_results(model_name, version, metrics, train_run, figures_dir)
-        elect_champion(model_name, version, metrics[TEST_NEG_ELBO])
+    target = governance.registration_target(model_name)
+    if version := registered_version(target, train_run):
+        describe_test_results(target, version, metrics, train_run, figures_dir)
+        if target == model_name:
+            elect_champion(model_name, version, metrics[TEST_NEG_ELBO])
+        else:
+            propose(model_name, target, version, metrics[TEST_NEG_ELBO])
 
 
 def describe_test_results(
@@ -146,28 +154,145 @@ def elect_champion(model_name: str, version: str, score: float) -> str:
     client.set_model_version_tag(model_name, version, SCORE, str(score))
     holder = converge(client, model_name)
     decision = champion.decision(version, holder, previous)
-    mlflow.set_tags(
-        {
-            DECISION: decision,
-            HOLDER: holder,
-            PREVIOUS: previous or names.NONE,
-            PREVIOUS_SCORE: names.NONE if previous_score is None else str(previous_score),
-            CANDIDATE: version,
-            CANDIDATE_SCORE: str(score),
-        }
-    )
+    _record_decision(decision, holder, previous, previous_score, version, score)
     against = "" if previous_score is None else f" against v{previous} ({previous_score:.2f})"
     print(f"champion: {model_name} v{version} (test -ELBO {score:.2f}) {decision}{against}")
     return decision
 
 
+def _record_decision(
+    decision: str,
+    holder: str | None,
+    previous: str | None,
+    previous_score: float | None,
+    candidate: str,
+    score: float,
+) -> None:
+    """What one evaluation saw and did, on its own run."""
+    mlflow.set_tags(
+        {
+            DECISION: decision,
+            HOLDER: holder or names.NONE,
+            PREVIOUS: previous or names.NONE,
+            PREVIOUS_SCORE: names.NONE if previous_score is None else str(previous_score),
+            CANDIDATE: candidate,
+            CANDIDATE_SCORE: str(score),
+        }
+    )
+
+
+def propose(served: str, candidates: str, version: str, score: float) -> str:
+    """On a governed store: tag the candidate with its score and, when it beats the champion,
+    promote it if this user may, else say who can; the decision (recorded on the active run)."""
+    client = mlflow.MlflowClient()
+    client.set_model_version_tag(candidates, version, SCORE, str(score))
+    previous = champion_version(client, served)
+    previous_score = scores(client, served).get(previous) if previous else None
+    name = f"{candidates} v{version} (test -ELBO {score:.2f})"
+    against = (
+        f"the champion {served} v{previous} ({previous_score:.2f})"
+        if previous is not None and previous_score is not None
+        else f"no champion of {served} yet"
+    )
+    holder = previous
+    if previous_score is not None and not score < previous_score:
+        decision = champion.KEPT
+        print(f"champion: {name} does not beat {against}: kept as a candidate")
+    else:
+        try:
+            holder = promote(client, served, candidates, version)
+        except MlflowException as error:
+            if not governance.refused(error):
+                raise
+            decision = champion.AWAITS
+            print(
+                f"champion: {name} beats {against}; a maintainer promotes it with "
+                f"`make promote V={version}` (user {governance.user()} may not)"
+            )
+        else:
+            promoted = scores(client, served).get(holder) == score
+            decision = champion.PROMOTED if promoted else champion.KEPT
+            print(f"champion: {name} {decision}: {served}@{names.CHAMPION} is v{holder}")
+    _record_decision(decision, holder, previous, previous_score, version, score)
+    return decision
+
+
+def promote(client: mlflow.MlflowClient, served: str, candidates: str, version: str) -> str:
+    """Copy the candidate into the served model (once) with its tags and card, and let the rule
+    move the alias among the served versions; the version that holds it."""
+    source = f"{candidates} v{version}"
+    copied = None
+    for existing in client.search_model_versions(f"name = '{served}'"):
+        if existing.tags.get(governance.SOURCE) == source:
+            copied = str(existing.version)
+    if copied is None:
+        candidate = client.get_model_version(candidates, version)
+        copy = client.copy_model_version(f"models:/{candidates}/{version}", served)
+        copied = str(copy.version)
+        for key, value in {**candidate.tags, governance.SOURCE: source}.items():
+            client.set_model_version_tag(served, copied, key, value)
+        client.update_model_version(served, copied, candidate.description or "")
+    by = client.get_model_version(served, copied).tags.get(governance.REGISTERED_BY, "unknown")
+    return converge(client, served, reason=f"promoted {source} of {by}")
+
+
+def promote_candidate(served: str, version: str) -> str:
+    """`make promote V=<candidate>`: re-check the rule against the current champion, then
+    promote; the served version that now holds the alias."""
+    client = mlflow.MlflowClient()
+    candidates = governance.candidates_of(client, served)
+    if candidates is None:
+        raise TrackingError(
+            f"{served} in {shown_uri()} is not governed: its evaluate stage moves "
+            f"@{names.CHAMPION} itself (promotion is for the team server's maintainers)"
+        )
+    try:
+        candidate = client.get_model_version(candidates, version)
+    except MlflowException:
+        raise TrackingError(f"{candidates} has no version {version}") from None
+    if (tagged := candidate.tags.get(SCORE)) is None:
+        raise TrackingError(
+            f"{candidates} v{version} has not been evaluated: run its evaluate stage"
+        )
+    score = float(tagged)
+    previous = champion_version(client, served)
+    previous_score = scores(client, served).get(previous) if previous else None
+    if previous_score is not None and not score < previous_score:
+        raise TrackingError(
+            f"{candidates} v{version} (test -ELBO {score:.2f}) does not beat the champion "
+            f"{served} v{previous} ({previous_score:.2f}): not promoted"
+        )
+    return promote(client, served, candidates, version)
+
+
+def rollback(served: str, why: str) -> tuple[str, str]:
+    """Withdraw the champion (tagged on its version, so the rule passes it over from now on)
+    and let the rule choose among the rest: (withdrawn version, new holder)."""
+    client = mlflow.MlflowClient()
+    current = champion_version(client, served)
+    if current is None:
+        raise TrackingError(f"{served} has no @{names.CHAMPION} to roll back")
+    if not set(scores(client, served)) - {current}:
+        raise TrackingError(
+            f"{served} v{current} is the only evaluated version: there is no earlier champion "
+            "to roll back to"
+        )
+    withdrawn = {"by": governance.user(), "at": governance.now(), "why": why}
+    client.set_model_version_tag(
+        served, current, governance.WITHDRAWN, json.dumps(withdrawn, sort_keys=True)
+    )
+    return current, converge(client, served, reason=f"rollback of v{current}: {why}")
+
+
 def scores(client: mlflow.MlflowClient, model_name: str) -> dict[str, float]:
-    """Every evaluated version's score, from the versions' own tags."""
+    """Every evaluated version's score, from the versions' own tags (less the withdrawn)."""
     found: dict[str, float] = {}
     token = None
     while True:
         page = client.search_model_versions(f"name = '{model_name}'", page_token=token)
         for v in page:
+            if governance.WITHDRAWN in v.tags:
+                continue
             if (score := v.tags.get(SCORE, v.tags.get(LEGACY_SCORE))) is not None:
                 found[str(v.version)] = float(score)
         token = page.token
@@ -182,8 +307,19 @@ def champion_version(client: mlflow.MlflowClient, model_name: str) -> str | None
         return None
 
 
-def converge(client: mlflow.MlflowClient, model_name: str) -> str:
-    """Point `champion` at the version the rule picks, and check again until it holds still.
+def _why(held: dict[str, float], before: str | None, chosen: str, reason: str | None) -> str:
+    """The rule's numbers behind one move."""
+    rule = f"test -ELBO {held[chosen]:.2f} (v{chosen})"
+    if before in held:
+        rule += f" < {held[before]:.2f} (v{before})"
+    elif before is None:
+        rule += ", the first champion"
+    return f"{reason}; {rule}" if reason else rule
+
+
+def converge(client: mlflow.MlflowClient, model_name: str, reason: str | None = None) -> str:
+    """Point `champion` at the version the rule picks, and check again until it holds still;
+    each move is recorded on the model (governance.record_move), `reason` first.
 
     No lock: evaluations that run at once each tag their own version first, then re-read every
     version's score and the alias after each move. Whoever writes the alias last reads again
@@ -192,15 +328,23 @@ def converge(client: mlflow.MlflowClient, model_name: str) -> str:
     """
     refused = None
     for _ in range(CONVERGE_ROUNDS):
-        chosen = champion.best(scores(client, model_name))
-        if champion_version(client, model_name) == chosen:
+        held = scores(client, model_name)
+        chosen = champion.best(held)
+        before = champion_version(client, model_name)
+        if before == chosen:
             return chosen
         try:
             client.set_registered_model_alias(model_name, names.CHAMPION, chosen)
         except MlflowException as error:
+            if governance.refused(error):
+                raise
             # Another evaluation wrote the alias at the same moment: on PostgreSQL two first
             # writes both insert it, and one fails on the duplicate key. Read again.
             refused = error
+        else:
+            governance.record_move(
+                client, model_name, before, chosen, _why(held, before, chosen, reason)
+            )
     raise TrackingError(
         f"the {names.CHAMPION} alias of {model_name} in {shown_uri()} kept moving for "
         f"{CONVERGE_ROUNDS} rounds; run the evaluate stage again"

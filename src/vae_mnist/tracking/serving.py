@@ -11,14 +11,14 @@ from mlflow.exceptions import MlflowException
 
 from vae_mnist.errors import TrackingError
 from vae_mnist.tracking.names import CHAMPION
-from vae_mnist.tracking.store import connect, first_line
+from vae_mnist.tracking.store import first_line, require_store
 from vae_mnist.urls import redact
 
 
 def serve_command(model_name: str, host: str, port: int) -> tuple[list[str], dict[str, str]]:
     """`mlflow models serve` of the champion, and the environment it needs, after checking that
     the alias exists (the server would otherwise start, then die on a long traceback)."""
-    uri = connect()
+    uri = require_store()  # one line for a store that is down or will not let this user in
     try:
         version = mlflow.MlflowClient(uri).get_model_version_by_alias(model_name, CHAMPION)
     except MlflowException as error:

@@ -171,10 +171,48 @@ def locked(error: BaseException) -> bool:
     return "database is locked" in str(error)
 
 
+# What an MLflow client logs in to a server with users by (the team stack's exports).
+CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+CERTIFICATE = "MLFLOW_TRACKING_SERVER_CERT_PATH"
+
+
+def http_status(error: BaseException) -> int | None:
+    """The HTTP status a server answered a failed call with, where it answered."""
+    if isinstance(error, requests.HTTPError) and error.response is not None:
+        return error.response.status_code
+    found = re.search(r"failed with error code (\d{3}) != 200", str(error))
+    return int(found.group(1)) if found else None
+
+
+def untrusted(error: BaseException) -> bool:
+    """A server whose TLS certificate this client does not trust."""
+    return "CERTIFICATE_VERIFY_FAILED" in str(error)
+
+
 def hint(error: BaseException) -> str:
     """What to check, for a store that failed with `error`."""
     if locked(error):
         return "another process is writing to it: wait for it to finish, then rerun"
+    if untrusted(error):
+        return (
+            f"its TLS certificate is not trusted here: set {CERTIFICATE} to the CA that signed "
+            "it (the team stack's is tls/ca.pem in its folder; `make stack-up` prints the export)"
+        )
+    status = http_status(error)
+    user = os.environ.get(CREDENTIALS[0])
+    if status == 401:
+        if missing := [name for name in CREDENTIALS if not os.environ.get(name)]:
+            return (
+                f"the server lets in only its users, and {' and '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} not set (`make stack-up` prints the "
+                "exports; `python -m vae_mnist.stack user add` makes a user)"
+            )
+        return f"the server refused the password of user {user}: check {CREDENTIALS[1]}"
+    if status == 403:
+        return (
+            f"user {user} may not do this on the server: its role does not allow it "
+            "(the stack's admin gives roles: `python -m vae_mnist.stack user list`)"
+        )
     return STORE_HINT
 
 
@@ -187,4 +225,8 @@ def first_line(error: BaseException) -> str:
         url, cause = found.groups()
         reason = cause.strip("'\"").rsplit(": ", 1)[-1]
         return f"{urlsplit(url).path}: {reason}"
+    answered = r"API request to endpoint (\S+) failed with error code (\d{3}) != 200\. "
+    if found := re.match(answered + r"Response body: '?(.*?)'?$", line):
+        endpoint, status, body = found.groups()
+        return f"{endpoint}: HTTP {status} {body[:120]}".rstrip()
     return line[:300]
