@@ -30,7 +30,7 @@ def main() -> None:
         sys.exit("set MNIST_MIRROR to a folder holding the four MNIST .gz files")
     folder = Path(tempfile.mkdtemp(prefix="vae-stack-"))
     stack = up(folder, ports=dict.fromkeys(DEFAULT_PORTS, 0))
-    env = {**os.environ, "MLFLOW_TRACKING_URI": stack.tracking_uri, "PYTHONPATH": "src"}
+    env = {**os.environ, **stack.client_env(), "PYTHONPATH": "src"}
     try:
         print(f"{'outage':<18} {'seconds':>8}  exit  first error line")
         for name, service in OUTAGES:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
@@ -46,8 +47,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from vae_mnist.explorer.app import create_app
     from vae_mnist.explorer.library import Library
+    from vae_mnist.tracking.serving import NO_PICKLE
     from vae_mnist.tracking.store import require_store, shown_uri
 
+    os.environ.update(NO_PICKLE)  # the checkpoints load in Keras' safe mode; MLflow unpickles none
     require_store()
     library = Library(config.mlflow.registered_model_name, args.test_images)
     try:

@@ -77,6 +77,11 @@ def create(stack: Path, *, auth_database_uri: str) -> Files:
         "admin_username": ADMIN,
         "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
         "grant_default_workspace_access": "false",
+        # Each request's password is checked by PBKDF2, slow by design: uncached, the stages'
+        # many small calls made the server CPU-bound (the team tests ran 2-4x slower). The
+        # cache is per worker and the server runs one, which drops an entry at once when its
+        # password changes or its user is removed: nothing stale is ever let in.
+        "auth_cache_ttl_seconds": "300",
     }}))  # fmt: skip
     return found
 

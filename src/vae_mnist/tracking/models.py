@@ -20,20 +20,26 @@ from mlflow.models import Model, infer_signature
 
 from vae_mnist.config import project_root
 from vae_mnist.machine import fingerprint
+from vae_mnist.outputs import file_sha256
 from vae_mnist.quantities import EPOCH_NAMES, VAL
 from vae_mnist.tracking import cards, governance, names
 
 
-def _save_keras_model(path: str, validate_serving_input: bool = True, **kwargs: Any) -> None:
-    os.makedirs(path, exist_ok=True)
-    mlflow.keras.save_model(path=path, **kwargs)
+def _keras_flavor(saved: dict[str, str]) -> types.ModuleType:
+    """mlflow.keras, whose save_model first creates the model's folder: with an input example it
+    writes the example before the folder exists and fails (mlflow/mlflow#16183, still so in
+    3.17). It also takes Model.log's `validate_serving_input`, which the flavor's own save_model
+    would refuse, and puts the sha256 of the file it saved into `saved`: the digest `make serve`
+    checks the downloaded file against."""
 
+    def save_model(path: str, validate_serving_input: bool = True, **kwargs: Any) -> None:
+        os.makedirs(path, exist_ok=True)
+        mlflow.keras.save_model(path=path, **kwargs)
+        saved[names.SERVED_DIGEST] = file_sha256(Path(path, *names.SERVED_FILE))
 
-# mlflow.keras, whose save_model first creates the model's folder: with an input example it writes
-# the example before the folder exists and fails (mlflow/mlflow#16183, still so in 3.17). It also
-# takes Model.log's `validate_serving_input`, which the flavor's own save_model would refuse.
-KERAS_FLAVOR = types.ModuleType("mlflow.keras")
-KERAS_FLAVOR.save_model = _save_keras_model  # type: ignore[attr-defined]
+    flavor = types.ModuleType("mlflow.keras")
+    flavor.save_model = save_model  # type: ignore[attr-defined]
+    return flavor
 
 
 class EpochMetrics(mlflow.keras.MlflowCallback):
@@ -80,10 +86,11 @@ def log_model(
     `model.sha256` tag names.
     """
     mlflow.set_tag(names.MODEL_DIGEST, digest)
+    saved: dict[str, str] = {}
     info = Model.log(
         artifact_path=None,
         name=names.MODEL_ARTIFACT,
-        flavor=KERAS_FLAVOR,
+        flavor=_keras_flavor(saved),
         model=served,
         signature=infer_signature(example, keras.ops.convert_to_numpy(served(example))),
         input_example=example,
@@ -104,6 +111,7 @@ def log_model(
         names.MODEL_DIGEST: digest,
         names.machine_tag("id"): machine["id"],
         governance.REGISTERED_BY: governance.user(),
+        **saved,  # the served file's digest
     }
     target = governance.registration_target(registered_name)  # its candidates, if governed
     version = str(mlflow.register_model(info.model_uri, target, tags=version_tags).version)

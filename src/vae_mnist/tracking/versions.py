@@ -16,6 +16,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from vae_mnist.errors import ExplorerError, TrackingError
+from vae_mnist.outputs import file_sha256
 from vae_mnist.quantities import TEST
 from vae_mnist.tracking import names
 from vae_mnist.tracking.store import first_line, hint, locked, shown_uri, ui_base, unreachable
@@ -144,7 +145,8 @@ def _download(**where: str) -> str:
 
 
 def download_checkpoint(model_name: str, version: str, folder: Path) -> Path:
-    """The version's checkpoint (the whole VAE, from which the decoder comes), in `folder`."""
+    """The version's checkpoint (the whole VAE, from which the decoder comes), in `folder`,
+    checked against the sha256 its version records."""
     uri = f"models:/{model_name}/{version}"
     try:
         files = Path(_download(artifact_uri=uri, dst_path=str(folder)))
@@ -161,6 +163,15 @@ def download_checkpoint(model_name: str, version: str, folder: Path) -> Path:
             "stage?)"
         )
     checkpoint = found[0]
+    client = _client()
+    recorded = _answering(
+        f"{model_name} v{version}", lambda: client.get_model_version(model_name, version)
+    ).tags.get(names.MODEL_DIGEST)
+    if recorded != (actual := file_sha256(checkpoint)):
+        raise ExplorerError(
+            f"{model_name} v{version} is not what was registered: its checkpoint's sha256 is "
+            f"{actual[:12]}, its {names.MODEL_DIGEST} tag says {str(recorded)[:12]}"
+        )
     return checkpoint
 
 
