@@ -37,7 +37,8 @@ def _print_env(stack: Stack) -> None:
     print(f"its certificate is signed by the stack's own CA: {stack.ca}")
     print(
         f"# point MLflow and DVC at the stack; the secrets stay in {stack.secrets.folder} "
-        "(mode 0600, new with every `up`):"
+        "(mode 0600, new with every `up`); DVC's lines in the project's environment "
+        "(source .venv/bin/activate):"
     )
     for line in stack.env_lines():
         print(line)
