@@ -218,6 +218,15 @@ def versions_without(client, runs: mlflow.MlflowClient, tmp_path: Path) -> None:
     version = runs.create_model_version(
         "vae-mnist", f"{run.info.artifact_uri}/model", run.info.run_id
     )
+    answer = client.get(f"/api/versions/{version.version}").json()  # no digest to check against
+    assert answer["error"].startswith(f"vae-mnist v{version.version} is not what was registered")
+    assert answer["error"].endswith("its model.sha256 tag says None")
+
+    digest = runs.get_model_version("vae-mnist", "1").tags["model.sha256"]
+    version = runs.create_model_version(
+        "vae-mnist", f"{run.info.artifact_uri}/model", run.info.run_id,
+        tags={"model.sha256": digest},
+    )  # fmt: skip
     answer = client.get(f"/api/versions/{version.version}").json()
     assert answer["error"] == (
         f"vae-mnist v{version.version} has no latent means from an evaluation (no latent/ in its "
