@@ -3,15 +3,21 @@ row of the README's results table; a broken recipe is one line naming it."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
+import mlflow
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
+from vae_mnist.config import load_config
 from vae_mnist.errors import ConfigError
-from vae_mnist.recipes import RECIPES_FILE, load_recipes
+from vae_mnist.recipes import RECIPES_FILE, head_overrides, load_recipes
 
 from .conftest import REPO
+from .workspace import BIN, Repo
 
 
 def test_every_recipe_is_valid_named_and_in_the_readme_s_table() -> None:
@@ -43,3 +49,71 @@ def test_a_broken_recipe_is_one_line_that_names_it(tmp_path: Path, body: str, me
         load_recipes(tmp_path / "recipes.yaml", REPO / "params.yaml")
     assert str(raised.value).startswith(f"{tmp_path / 'recipes.yaml'}: recipe 'fast': ")
     assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_recipe_sets_back_what_an_earlier_experiment_left_in_the_workspace() -> None:
+    head = {"train.learning_rate": 0.001, "train.batch_size": 128, "model.latent_dim": 2}
+    left = {"train.learning_rate": 0.002, "train.batch_size": 32, "model.latent_dim": 2}
+    overrides = head_overrides({"model.latent_dim": 20}, left, head)
+    assert overrides == {"train.learning_rate": 0.001, "train.batch_size": 128,
+                         "model.latent_dim": 20}  # fmt: skip
+    assert head_overrides({"model.latent_dim": 20}, head, head) == {"model.latent_dim": 20}
+
+
+keys = st.sampled_from([f"section.key{i}" for i in range(6)])
+values = st.integers(0, 3)
+
+
+@given(
+    st.dictionaries(keys, values),
+    st.dictionaries(keys, values),
+    st.dictionaries(keys, values, min_size=6),
+)
+def test_whatever_the_workspace_holds_the_experiment_is_head_plus_the_recipe(
+    recipe: dict[str, int], workspace: dict[str, int], head: dict[str, int]
+) -> None:
+    applied = {**workspace, **head_overrides(recipe, workspace, head)}  # what `-S` leaves
+    assert {k: applied[k] for k in head} == {**head, **recipe}
+
+
+TWO_RECIPES = """\
+faster:
+  description: a higher learning rate
+  set: {train.learning_rate: 0.002}
+wider:
+  description: a 3-d latent
+  set: {model.latent_dim: 3}
+"""
+
+
+@pytest.mark.e2e
+def test_two_recipes_in_a_row_each_train_on_head_plus_their_own(pipeline: Repo) -> None:
+    """`make recipe R=faster` then `make recipe R=wider`: DVC leaves faster's learning rate in
+    params.yaml, and wider must not train with it (its MLflow run's params prove it)."""
+    (pipeline.root / "recipes.yaml").write_text(TWO_RECIPES)
+    committed = load_config(pipeline.root / "params.yaml").flat()
+
+    def run(name: str) -> subprocess.CompletedProcess[str]:
+        return pipeline.run(str(BIN / "python"), "-m", "vae_mnist.recipes", "run", name)
+
+    first = run("faster")
+    assert "differs from HEAD" not in first.stdout
+    second = run("wider")
+    assert second.stdout.splitlines()[0] == (
+        "params.yaml differs from HEAD in train.learning_rate (left by an earlier experiment?): "
+        "the recipe runs on HEAD's values of those"
+    )
+    client = mlflow.MlflowClient(f"sqlite:///{pipeline.root / 'mlflow.db'}")
+    logged = {}
+    for name in ("faster", "wider"):
+        (train,) = client.search_runs(
+            [client.get_experiment_by_name("vae-mnist").experiment_id],
+            f"tags.stage = 'train' and tags.`dvc.exp_name` = '{name}'",
+        )
+        logged[name] = train.data.params
+    expected = {key: str(value) for key, value in committed.items()}
+    assert {k: logged["faster"][k] for k in expected} == {
+        **expected,
+        "train.learning_rate": "0.002",
+    }
+    assert {k: logged["wider"][k] for k in expected} == {**expected, "model.latent_dim": "3"}

@@ -4,13 +4,20 @@ Data, not code: recipes.yaml lists them; `make recipe R=<name>` runs one as the 
 `<name>` (`dvc exp run -n <name> -S key=value ...`), so that `dvc exp show`, the MLflow runs
 (`train@<name>`) and the registered version it makes all carry its name. Every recipe is
 validated against params.yaml before anything runs.
+
+A recipe is HEAD's params plus its own: `dvc exp run` leaves each experiment's params in the
+workspace, so a second recipe would otherwise train on top of the first one's. Every key where
+params.yaml differs from its committed version is set back to HEAD's value with `-S` as well
+(and named), so the experiment is the same whatever ran before it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from vae_mnist.config import PARAMS_FILE, with_overrides
+from vae_mnist.config import PARAMS_FILE, load_config, with_overrides
 from vae_mnist.errors import ConfigError, reports_errors
 
 RECIPES_FILE = Path("recipes.yaml")
@@ -30,12 +37,40 @@ class Recipe:
     description: str
     overrides: Mapping[str, Any]  # dotted params.yaml keys -> values
 
-    def command(self) -> list[str]:
-        """The DVC experiment that runs it."""
+    def command(self, overrides: Mapping[str, Any] | None = None) -> list[str]:
+        """The DVC experiment that runs it (with `overrides`: head_overrides' for this recipe)."""
         command = ["dvc", "exp", "run", "-n", self.name]
-        for key, value in self.overrides.items():
+        for key, value in (self.overrides if overrides is None else overrides).items():
             command += ["-S", f"{key}={_yaml_value(value)}"]
         return command
+
+
+def head_overrides(
+    recipe: Mapping[str, Any], workspace: Mapping[str, Any], head: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The `-S` values that make an experiment HEAD's params plus `recipe`, whatever params.yaml
+    holds now: every key outside the recipe whose workspace value is not HEAD's, set back, then
+    the recipe's own."""
+    reset = {k: v for k, v in head.items() if k not in recipe and workspace.get(k) != v}
+    return {**reset, **recipe}
+
+
+def committed_params(params: Path = PARAMS_FILE) -> dict[str, Any] | None:
+    """params.yaml as committed at HEAD, as dotted keys; None outside a git checkout (or where
+    params.yaml is not committed)."""
+    try:
+        shown = subprocess.run(
+            ["git", "show", f"HEAD:./{params.name}"], cwd=params.resolve().parent,
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if shown.returncode != 0:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        committed = Path(folder) / params.name
+        committed.write_text(shown.stdout, encoding="utf-8")
+        return load_config(committed).flat()
 
 
 def _yaml_value(value: Any) -> str:
@@ -82,7 +117,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.name not in recipes:
         raise ConfigError(f"no recipe {args.name!r} in {RECIPES_FILE} (there are: "
                           f"{', '.join(recipes)})")  # fmt: skip
-    command = recipes[args.name].command()
+    recipe = recipes[args.name]
+    overrides = dict(recipe.overrides)
+    if (head := committed_params()) is not None:
+        overrides = head_overrides(recipe.overrides, load_config(PARAMS_FILE).flat(), head)
+        if reset := [key for key in overrides if key not in recipe.overrides]:
+            print(
+                f"params.yaml differs from HEAD in {', '.join(reset)} (left by an earlier "
+                "experiment?): the recipe runs on HEAD's values of those",
+                flush=True,
+            )
+    command = recipe.command(overrides)
     print(" ".join(command), flush=True)
     if args.command == "run":
         dvc = os.path.join(os.path.dirname(sys.executable), "dvc")  # the environment's own
