@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from vae_mnist.config import PARAMS_FILE, load_config, with_overrides
+from vae_mnist.config import PARAMS_FILE, load_config, read_named, with_overrides
 from vae_mnist.errors import ConfigError, reports_errors
 
 RECIPES_FILE = Path("recipes.yaml")
@@ -80,14 +80,7 @@ def _yaml_value(value: Any) -> str:
 
 def load_recipes(path: Path = RECIPES_FILE, params: Path = PARAMS_FILE) -> dict[str, Recipe]:
     """Every recipe, each checked against params.yaml as DVC would apply it."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file (run from the repository root)") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {str(error).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of recipe names")
+    raw = read_named(path, "recipe")
     recipes = {}
     for name, body in raw.items():
         where = f"{path}: recipe {name!r}"

@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from vae_mnist.config import PARAMS_FILE, with_overrides
+from vae_mnist.config import PARAMS_FILE, read_named, with_overrides
 from vae_mnist.errors import ConfigError, reports_errors
 from vae_mnist.quantities import VAL_NEG_ELBO
 
@@ -132,14 +130,7 @@ def _sweep(name: str, body: Any, params: Path, where: str) -> Sweep:
 
 def load_sweeps(path: Path = SWEEPS_FILE, params: Path = PARAMS_FILE) -> dict[str, Sweep]:
     """Every sweep of sweeps.yaml, each checked against params.yaml's rules."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file (run from the repository root)") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {str(error).splitlines()[0]}") from None
-    if not isinstance(raw, dict) or not raw:
-        raise ConfigError(f"{path}: expected a mapping of sweep names")
+    raw = read_named(path, "sweep")
     return {str(name): _sweep(str(name), body, params, f"{path}: sweep {name!r}")
             for name, body in raw.items()}  # fmt: skip
 
