@@ -65,6 +65,11 @@ class ExplorerError(VaeMnistError):
     """The explorer cannot show what was asked: no such version, no decoder, no latent means."""
 
 
+class Stopped(VaeMnistError):
+    """The stage was stopped on purpose before its end (a sweep's pruner gave up on the trial):
+    like an interruption, it leaves no outs, its MLflow run KILLED and nothing registered."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs: staging
     folders removed, the MLflow run ended KILLED (Python's default for SIGTERM is to die on the
@@ -89,7 +94,11 @@ def fail(error: VaeMnistError) -> NoReturn:
 # auto_control_deps) instead of the interruption. Tracing takes a second or two, once per function.
 # So can one raised in an import that TensorFlow's C++ makes while it flattens a function's inputs
 # ("SystemError: <built-in function __import__> returned a result with an exception set", seen in
-# CI inside nest_util); and any import cut halfway leaves a module half-initialised.
+# CI inside nest_util, where the cut-short flattening then called the traced function with one
+# argument too few: "Signature specifies 20 arguments, got: 19"); and any import cut halfway leaves
+# a module half-initialised. Not a whole call of a tf.function: a loop of such calls (an epoch's
+# steps, the test set's batches) is inside one nearly all the time, so a deferred signal would keep
+# landing in the next call and wait for the loop to end.
 UNINTERRUPTIBLE = (
     "sqlalchemy.",
     "sqlite3",
@@ -97,6 +106,7 @@ UNINTERRUPTIBLE = (
     "mlflow.store.",
     "weakref",
     "tensorflow.python.framework.func_graph",
+    "tensorflow.python.util.nest_util",
     "importlib",
     "_frozen_importlib",  # importlib._bootstrap as Python runs it
 )
