@@ -17,16 +17,16 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_SYSTEM_CERTS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help env repro reproduce promote rollback champion-log test test-fast lint format deps ui serve explore browser-deps recipe bench bench-floats mutation
+.PHONY: help env repro reproduce promote rollback champion-log test test-fast lint format deps ui serve explore browser-deps recipe sweep bench bench-floats mutation
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-# The s3 and team extras always (the tests exercise them, and `uv sync` removes any extra that one
-# call named and the next did not), and one TensorFlow build: TF=cpu, or TF=gpu on a CUDA machine.
+# The s3, team and sweep extras always (the tests exercise them, and `uv sync` removes any extra
+# that one call named and the next did not), and one TensorFlow build: TF=cpu, or TF=gpu on a CUDA machine.
 TF ?= cpu
 env: | $(UV) ## create or update .venv from uv.lock (fast when up to date)
-	@$(UV) sync --locked --quiet --extra s3 --extra team --extra $(TF)
+	@$(UV) sync --locked --quiet --extra s3 --extra team --extra sweep --extra $(TF)
 
 $(TOOLS)/bin/uv: # bootstrap uv inside its own venv (PEP 668 forbids pip outside one)
 	$(BOOTSTRAP_PYTHON) -m venv $(TOOLS)
@@ -105,6 +105,13 @@ browser-deps: ## install Chromium for the explorer's browser test when missing (
 recipe: env ## run a recipe of recipes.yaml as the DVC experiment of its name: make recipe R=<name>
 	@test -n "$(R)" || { echo "which recipe? make recipe R=<name>; python -m vae_mnist.recipes list"; exit 2; }
 	python -m vae_mnist.recipes run $(R)
+
+# S names a sweep of sweeps.yaml (`python -m vae_mnist.sweeps list`); N: the study's budget of
+# trials (default: the sweep's), J: trials at once. Again, or on a second clone sharing the
+# study's database (VAE_MNIST_SWEEP_STORAGE), it continues the same study.
+sweep: env ## an Optuna sweep whose trials are DVC experiments: make sweep S=<name> [N=20] [J=2]
+	@test -n "$(S)" || { echo "which sweep? make sweep S=<name>; python -m vae_mnist.sweeps list"; exit 2; }
+	python -m vae_mnist.sweeps run $(S) $(if $(N),-n $(N)) $(if $(J),-j $(J))
 
 bench: env ## training speed: this machine's GEMM limit, the trainer, a plain model.fit
 	python benchmarks/train_throughput.py

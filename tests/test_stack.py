@@ -134,10 +134,13 @@ def test_secrets_are_files_of_mode_0600_and_never_in_the_servers_arguments(
     assert folder.stat().st_mode & 0o777 == 0o700
     files = sorted(folder.iterdir())
     assert {f.name for f in files} >= {
-        "admin.password", "flask-secret-key", "s3-credentials", "basic-auth.ini"
+        "admin.password", "flask-secret-key", "s3-credentials", "basic-auth.ini", "sweep-storage"
     }  # fmt: skip
     assert all(f.stat().st_mode & 0o777 == 0o600 for f in files)
+    sweeps = (folder / "sweep-storage").read_text().strip()
+    assert sweeps.startswith("postgresql+psycopg://sweeps:")  # a role of its own, not MLflow's
     secrets = [team_stack.secret_key, team_stack.postgres_uri.split(":")[2].split("@")[0]]
+    secrets.append(sweeps.split(":")[2].split("@")[0])
     secrets += [
         (folder / name).read_text().strip() for name in ("admin.password", "flask-secret-key")
     ]
@@ -190,6 +193,7 @@ def test_status_and_env_from_a_fresh_process(team_stack: Stack) -> None:
     assert f"export MLFLOW_TRACKING_SERVER_CERT_PATH={team_stack.ca}" in lines
     assert "export MLFLOW_TRACKING_USERNAME=admin" in lines
     assert f'export MLFLOW_TRACKING_PASSWORD="$(cat {secrets.password("admin")})"' in lines
+    assert f'export VAE_MNIST_SWEEP_STORAGE="$(cat {secrets.sweep_storage})"' in lines
     assert f"dvc remote add -f -d team s3://{team_stack.dvc_bucket}/vae-mnist" in lines
     assert f"dvc remote modify team endpointurl {team_stack.s3_endpoint}" in lines
     assert f"dvc remote modify --local team credentialpath {secrets.s3_credentials}" in lines

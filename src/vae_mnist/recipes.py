@@ -41,7 +41,7 @@ class Recipe:
         """The DVC experiment that runs it (with `overrides`: head_overrides' for this recipe)."""
         command = ["dvc", "exp", "run", "-n", self.name]
         for key, value in (self.overrides if overrides is None else overrides).items():
-            command += ["-S", f"{key}={_yaml_value(value)}"]
+            command += ["-S", f"{key}={yaml_value(value)}"]
         return command
 
 
@@ -73,7 +73,7 @@ def committed_params(params: Path = PARAMS_FILE) -> dict[str, Any] | None:
         return load_config(committed).flat()
 
 
-def _yaml_value(value: Any) -> str:
+def yaml_value(value: Any) -> str:
     """A value as DVC's `-S` parses it (YAML): `0.002`, `cosine`, `[512, 256, 128]`."""
     return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
 

@@ -43,6 +43,7 @@ from vae_mnist.config import PARAMS_FILE, load_config, project_root, set_dotted
 from vae_mnist.errors import CannotReproduce, reports_errors
 from vae_mnist.machine import fingerprint, lock_digest
 from vae_mnist.outputs import atomic_file
+from vae_mnist.stages import PREPROCESS, TRAIN
 from vae_mnist.tensorflow_env import quiet_tensorflow
 from vae_mnist.tracking.lineage import (
     Lineage,
@@ -57,7 +58,7 @@ from vae_mnist.tracking.versions import find_version
 SEEDS = 4  # seeds whose spread is the yardstick: the rebuild's own and three more
 NOISE_DIR = Path("reports/noise")  # in git beside the DVC outs: small, and shared
 RAW = "data/raw"  # the download stage's out: from the DVC cache when it holds it
-FIRST_COMPUTED, TRAINED = "preprocess", "train"  # the stages rebuilt from the raw files on
+FIRST_COMPUTED, TRAINED = PREPROCESS, TRAIN  # the stages rebuilt from the raw files on
 SOURCES = ("checkout", "pull")  # the raw files from the DVC cache, else from the DVC remote
 
 IDENTICAL, WITHIN, BEYOND = "identical", "within noise", "beyond noise"

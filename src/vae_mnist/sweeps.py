@@ -19,15 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vae_mnist.config import PARAMS_FILE, read_named, with_overrides
+from vae_mnist.config import PARAMS_FILE, load_config, read_named, with_overrides
 from vae_mnist.errors import ConfigError, reports_errors
 from vae_mnist.quantities import VAL_NEG_ELBO
 
 SWEEPS_FILE = Path("sweeps.yaml")
 OBJECTIVES = (VAL_NEG_ELBO,)  # minimised; the train stage's value at its best epoch
-FIELDS = {"description", "space", "fixed", "objective", "seeds", "trials", "minutes"}
+FIELDS = {"description", "space", "fixed", "objective", "seeds", "trials", "minutes", "pruning"}
 REQUIRED = {"description", "space", "objective", "trials"}
 RANGE_FIELDS = {"low", "high", "log"}
+PRUNING_FIELDS = {"after_trials", "after_epochs"}
+PRUNING_AFTER_TRIALS = 4  # trials finished before any is pruned (the median needs a few)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,12 @@ class Dimension:
 
 
 @dataclass(frozen=True)
+class Pruning:
+    after_trials: int
+    after_epochs: int
+
+
+@dataclass(frozen=True)
 class Sweep:
     name: str
     description: str
@@ -55,6 +63,11 @@ class Sweep:
     seeds: int
     trials: int
     minutes: float | None  # None: no time limit
+    # Optuna's median pruner: a trial whose validation -ELBO after an epoch is worse than the
+    # median of the finished trials' after the same epoch stops, once `after_trials` trials have
+    # finished and from epoch `after_epochs` + 1 on (early epochs say little, above all during
+    # KL warm-up). None: no pruning.
+    pruning: Pruning | None = None
 
 
 def _dimension(key: str, body: Any, where: str) -> Dimension:
@@ -125,7 +138,34 @@ def _sweep(name: str, body: Any, params: Path, where: str) -> Sweep:
         seeds=_positive_int(body, "seeds", 1, where),
         trials=_positive_int(body, "trials", None, where),
         minutes=minutes,
+        pruning=_pruning(body.get("pruning", {}), {**head_epochs(params), **fixed}, where),
     )
+
+
+def head_epochs(params: Path) -> dict[str, Any]:
+    return {"train.epochs": load_config(params).train.epochs}
+
+
+def _pruning(body: Any, settings: Mapping[str, Any], where: str) -> Pruning | None:
+    """`pruning: false`, or a mapping of after_trials and after_epochs (defaults: 4 trials, half
+    the epochs)."""
+    if body is False:
+        return None
+    if not isinstance(body, dict) or not set(body) <= PRUNING_FIELDS:
+        raise ConfigError(f"{where}: pruning must be false or a mapping of "
+                          f"{', '.join(sorted(PRUNING_FIELDS))}")  # fmt: skip
+    epochs = settings["train.epochs"]
+    return Pruning(
+        after_trials=_positive_int(body, "after_trials", PRUNING_AFTER_TRIALS, where),
+        after_epochs=_whole(body, "after_epochs", epochs // 2, where),
+    )
+
+
+def _whole(body: Mapping[str, Any], field: str, default: int, where: str) -> int:
+    value = body.get(field, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{where}: {field} must be a whole number, not {value!r}")
+    return value
 
 
 def load_sweeps(path: Path = SWEEPS_FILE, params: Path = PARAMS_FILE) -> dict[str, Sweep]:
@@ -144,18 +184,42 @@ def describe(dimension: Dimension) -> str:
 
 @reports_errors
 def main(argv: list[str] | None = None) -> None:
-    """List the sweeps of sweeps.yaml, each checked against params.yaml's rules."""
+    """List the sweeps of sweeps.yaml, or run one as an Optuna study of DVC experiments."""
     parser = argparse.ArgumentParser(prog="python -m vae_mnist.sweeps", description=main.__doc__)
-    parser.add_subparsers(dest="command", required=True).add_parser("list", help=main.__doc__)
-    parser.parse_args(argv)
-    for sweep in load_sweeps().values():
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="each sweep, checked against params.yaml's rules")
+    run = commands.add_parser("run", help="run or continue a sweep's study")
+    run.add_argument("name")
+    run.add_argument("-n", "--trials", type=_at_least_one, help="the study's budget "
+                     "(default: the sweep's `trials`)")  # fmt: skip
+    run.add_argument("-j", "--jobs", type=_at_least_one, default=1, help="trials at once")
+    args = parser.parse_args(argv)
+    sweeps = load_sweeps()
+    if args.command == "run":
+        if args.name not in sweeps:
+            raise ConfigError(f"no sweep {args.name!r} in {SWEEPS_FILE} (there are: "
+                              f"{', '.join(sweeps)})")  # fmt: skip
+        from vae_mnist.studies import run_sweep
+
+        run_sweep(sweeps[args.name], args.trials, args.jobs)
+        return
+    for sweep in sweeps.values():
         budget = f"{sweep.trials} trials" + (f", {sweep.minutes:g} min" if sweep.minutes else "")
         print(f"{sweep.name}: {sweep.description}")
         print(f"  minimises {sweep.objective} over {sweep.seeds} seed(s) a trial; {budget}")
+        if pruning := sweep.pruning:
+            print(f"  prunes from epoch {pruning.after_epochs + 1}, once {pruning.after_trials} "
+                  "trials have finished")  # fmt: skip
         for dimension in sweep.space:
             print(f"  {describe(dimension)}")
         for key, value in sweep.fixed.items():
             print(f"  {key} = {value}")
+
+
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {text!r}")
+    return int(text)
 
 
 if __name__ == "__main__":

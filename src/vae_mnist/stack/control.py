@@ -217,6 +217,8 @@ def _start(
     s3_endpoint = ceph.endpoint(cluster)
     auth_uri = postgres.uri(role, password, postgres.AUTH_DATABASE, ports["postgres"], "psycopg")
     keys = credentials.create(folder, auth_database_uri=auth_uri)
+    sweeps = postgres.create_sweeps_database(database)
+    credentials.keep_sweep_storage(keys, postgres.uri(*sweeps, ports["postgres"], "psycopg"))
     certificates = tls.create(folder)
     mlflow_server = server.start(
         mlflow,

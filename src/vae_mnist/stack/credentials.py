@@ -39,6 +39,11 @@ class Files:
         return self.folder / "s3-credentials"
 
     @property
+    def sweep_storage(self) -> Path:
+        """The sweeps' study database as a SQLAlchemy URL (studies.STORAGE_ENV), password in it."""
+        return self.folder / "sweep-storage"
+
+    @property
     def auth_config(self) -> Path:
         """The basic-auth app's configuration: it names its database, password included."""
         return self.folder / "basic-auth.ini"
@@ -84,6 +89,10 @@ def create(stack: Path, *, auth_database_uri: str) -> Files:
         "auth_cache_ttl_seconds": "300",
     }}))  # fmt: skip
     return found
+
+
+def keep_sweep_storage(found: Files, url: str) -> None:
+    write_private(found.sweep_storage, url + "\n")
 
 
 def keep_s3_keys(found: Files, access_key: str, secret_key: str) -> None:

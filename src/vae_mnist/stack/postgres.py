@@ -23,6 +23,9 @@ SUPERUSER = "postgres"
 MLFLOW_ROLE = "mlflow"
 MLFLOW_DATABASE = "mlflow"
 AUTH_DATABASE = "mlflow_auth"  # the basic-auth app's users and permissions
+# Sweeps' Optuna studies (studies.py), shared by every clone: a role of their own, so that the
+# URL a sweep needs gives no way into MLflow's databases (which only the server may touch).
+SWEEPS_ROLE = SWEEPS_DATABASE = "sweeps"
 SETTINGS = {
     "listen_addresses": f"'{HOST}'",
     "fsync": "off",
@@ -190,6 +193,26 @@ def create_mlflow_database(cluster: Cluster) -> tuple[str, str, str]:
                 )
             )
     return MLFLOW_ROLE, password, MLFLOW_DATABASE
+
+
+def create_sweeps_database(cluster: Cluster) -> tuple[str, str, str]:
+    """A login role owning a database for the sweeps' studies: (role, password, database)."""
+    import psycopg
+    from psycopg import sql
+
+    password = secrets.token_hex(16)
+    with psycopg.connect(**_superuser_conninfo(cluster), autocommit=True) as connection:  # type: ignore[arg-type]
+        connection.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(SWEEPS_ROLE), sql.Literal(password)
+            )
+        )
+        connection.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(SWEEPS_DATABASE), sql.Identifier(SWEEPS_ROLE)
+            )
+        )
+    return SWEEPS_ROLE, password, SWEEPS_DATABASE
 
 
 def uri(role: str, password: str, database: str, port: int, driver: str = "") -> str:

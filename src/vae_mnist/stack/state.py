@@ -15,6 +15,8 @@ from pathlib import Path
 
 from vae_mnist.stack import credentials, tls
 
+SWEEP_STORAGE_ENV = "VAE_MNIST_SWEEP_STORAGE"  # where `make sweep` keeps its study (studies.py)
+
 STATE_FILE = "stack.json"
 DVC_REMOTE = "team"
 DVC_PREFIX = "vae-mnist"
@@ -62,6 +64,7 @@ class Stack:
             "MLFLOW_TRACKING_SERVER_CERT_PATH": str(self.ca),
             "MLFLOW_TRACKING_USERNAME": user,
             "MLFLOW_TRACKING_PASSWORD": password,
+            SWEEP_STORAGE_ENV: credentials.read(self.secrets.sweep_storage),
         }
 
     def dvc_lines(self) -> list[str]:
@@ -84,6 +87,7 @@ class Stack:
             f"export MLFLOW_TRACKING_SERVER_CERT_PATH={q(str(self.ca))}",
             f"export MLFLOW_TRACKING_USERNAME={q(user)}",
             f'export MLFLOW_TRACKING_PASSWORD="$(cat {password})"',
+            f'export {SWEEP_STORAGE_ENV}="$(cat {q(str(self.secrets.sweep_storage))})"',
             *self.dvc_lines(),
         ]
 

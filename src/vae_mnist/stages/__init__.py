@@ -3,3 +3,6 @@
 Each only composes: read its inputs, call the pure functions that compute, write its outputs
 all-or-nothing (vae_mnist.outputs), and log to MLflow (vae_mnist.tracking).
 """
+
+# The names code outside the stages runs them by (`dvc repro <name>`, `dvc exp run ... <name>`).
+PREPROCESS, TRAIN = "preprocess", "train"

@@ -13,6 +13,7 @@ from vae_mnist.outputs import atomic_directory, file_sha256
 from vae_mnist.tracking.models import EpochMetrics, log_model
 from vae_mnist.tracking.runs import log_dataset, stage_run
 from vae_mnist.training import fit_vae
+from vae_mnist.trials import pruning_callbacks
 
 SPLITS = ("train", "val")
 SERVING_EXAMPLE = 8  # validation images that give the registered model its signature
@@ -44,7 +45,8 @@ def train(
                 for split, (images, labels) in splits.items()
             }
             staging = chief_only.enter_context(atomic_directory(history_dir))
-            callbacks, save_to = [EpochMetrics(datasets), history.EpochLog(staging)], model_path
+            callbacks = [EpochMetrics(datasets), history.EpochLog(staging), *pruning_callbacks()]
+            save_to = model_path
         trained = fit_vae(
             config,
             train_images,

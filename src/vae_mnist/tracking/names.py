@@ -5,10 +5,27 @@ Tags are `namespace.name`. The champion's tags, which only registry.py writes an
 
 from __future__ import annotations
 
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
 STAGE = "stage"  # run tag: the DVC stage that opened the run
 GIT_DIRTY = "git.dirty"  # beside MLflow's own mlflow.source.git.commit, which has no such flag
 DVC_EXP_NAME, DVC_BASELINE = "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"  # what `dvc exp run` sets
 DVC_TAGS = {DVC_EXP_NAME: "dvc.exp_name", "DVC_STAGE": "dvc.stage"}  # env variable -> run tag
+# What a sweep's worker (studies.py) sets for the DVC experiment of a trial: its stages' runs nest
+# under the sweep's run (MLflow's parent tag) and carry the sweep's name and the trial's number.
+SWEEP_RUN_ENV, SWEEP_ENV, SWEEP_TRIAL_ENV = (
+    "VAE_MNIST_SWEEP_RUN",
+    "VAE_MNIST_SWEEP",
+    "VAE_MNIST_TRIAL_NUMBER",
+)
+SWEEP_NAME, SWEEP_TRIAL = "sweep.name", "sweep.trial"
+SWEEP_TAGS = {
+    SWEEP_RUN_ENV: MLFLOW_PARENT_RUN_ID,
+    SWEEP_ENV: SWEEP_NAME,
+    SWEEP_TRIAL_ENV: SWEEP_TRIAL,
+}
+SWEEP_STORAGE = "sweep.storage"  # the sweep's run: where its Optuna study is (no password)
+SWEEP_BEST_TRIAL, SWEEP_BEST_EXPERIMENTS = "sweep.best_trial", "sweep.best_experiments"
 MODEL_DIGEST = "model.sha256"  # train run and model version: the sha256 of the model file
 MODEL_ARTIFACT = "model"  # the train run's logged model
 SERVED_FILE = ("data", "model.keras")  # the logged model's file that `mlflow models serve` loads

@@ -24,7 +24,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
 from vae_mnist.config import project_root
-from vae_mnist.errors import TrackingError
+from vae_mnist.errors import Stopped, TrackingError
 from vae_mnist.machine import fingerprint
 from vae_mnist.tracking import names
 from vae_mnist.tracking.store import (
@@ -65,7 +65,7 @@ def run_tags(stage: str) -> dict[str, str]:
         tags[MLFLOW_GIT_COMMIT] = commit
         tags[names.GIT_DIRTY] = str(bool(_git("status", "--porcelain", "--untracked-files=no",
                                               "--", ".", *RECORDED_ELSEWHERE)))  # fmt: skip
-    for variable, tag in names.DVC_TAGS.items():
+    for variable, tag in {**names.DVC_TAGS, **names.SWEEP_TAGS}.items():
         if value := os.environ.get(variable):
             tags[tag] = value
     return {**tags, **machine_tags(fingerprint(project_root()))}
@@ -96,7 +96,7 @@ def stage_run(
     stage: str, experiment: str, params: Mapping[str, Any] | None = None
 ) -> Iterator[mlflow.ActiveRun]:
     """One MLflow run for the stage; it ends FAILED if the stage raises, KILLED if it is
-    interrupted (Ctrl-C, SIGTERM): never left RUNNING.
+    interrupted (Ctrl-C, SIGTERM) or stopped on purpose (a sweep's pruner): never left RUNNING.
 
     A store that stops answering while the stage runs (the server, its database or its artifact
     store down, a sqlite file locked too long) ends the stage with one line naming it, not
@@ -116,7 +116,7 @@ def stage_run(
                 if params:
                     mlflow.log_params(dict(params))
                 yield run
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, Stopped):
                 mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
                 raise
     except (MlflowException, requests.RequestException) as error:
