@@ -35,7 +35,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -59,6 +59,7 @@ STARTUP_TRIALS = 4  # random trials before TPE models the space
 MAX_RETRY = 1  # a trial whose worker died runs once more with the same params
 # A trial's attributes: the params it set (fixed and searched), its experiments, each one's value.
 PARAMS, EXPERIMENTS, VALUES = "params", "experiments", "values"
+FAILURES_IN_A_ROW = 3  # then the cause is not the trials' params: the worker stops
 DIGITS = 3  # significant digits of a searched float: what the trial trains with
 
 
@@ -147,6 +148,7 @@ class Worker:
     pending: int = 0  # trials this process is about to ask for (not yet RUNNING in the study)
     children: set[subprocess.Popen] = field(default_factory=set)
     started: threading.local = field(default_factory=threading.local)
+    failures: list[str] = field(default_factory=list)  # the trials failed since the last success
 
     def study(self) -> Any:
         import optuna
@@ -165,26 +167,33 @@ class Worker:
         sampler = optuna.samplers.TPESampler(
             n_startup_trials=STARTUP_TRIALS, multivariate=True, constant_liar=True
         )
-        pruning = self.sweep.pruning
-        pruner = (
-            optuna.pruners.MedianPruner(pruning.after_trials, pruning.after_epochs)
-            if pruning
-            else optuna.pruners.NopPruner()
-        )
         return optuna.create_study(
             study_name=self.sweep.name,
             storage=storage,
             direction="minimize",
             sampler=sampler,
-            pruner=pruner,
+            pruner=self.trial_ref(0).pruner(),
             load_if_exists=True,
         )
 
+    def trial_ref(self, number: int) -> TrialRef:
+        pruning = self.sweep.pruning
+        return TrialRef(
+            self.url, self.sweep.name, number,
+            after_trials=pruning.after_trials if pruning else None,
+            after_epochs=pruning.after_epochs if pruning else 0,
+        )  # fmt: skip
+
     def taken(self, study: Any) -> int:
-        """Trials that count against the budget: finished, pruned, running or waiting."""
+        """Trials that count against the budget: finished, pruned or running (a waiting one, queued
+        by hand or a stale trial's retry, is the next one asked for). A trial whose worker died
+        is failed first, so that it stops counting."""
+        import optuna
         from optuna.trial import TrialState
 
-        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+        optuna.storages.fail_stale_trials(study)
+
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
         return len(study.get_trials(deepcopy=False, states=states))
 
     def run_experiment(self, name: str, overrides: Mapping[str, Any], env: dict[str, str]) -> int:
@@ -230,7 +239,7 @@ class Worker:
             }
             env.pop(TRIAL_ENV, None)
             if not values:  # the pruner sees the first seed's epochs
-                env[TRIAL_ENV] = TrialRef(self.url, self.sweep.name, trial.number).encode()
+                env[TRIAL_ENV] = self.trial_ref(trial.number).encode()
             code = self.run_experiment(name, overrides, env)
             if self.stop.is_set():
                 raise Interrupted(f"trial {trial.number} interrupted ({name})")
@@ -239,21 +248,25 @@ class Worker:
                 import optuna
 
                 print(f"trial {trial.number} pruned after epoch {epoch} ({name})", flush=True)
+                self.failures.clear()
                 raise optuna.TrialPruned()
             if code != 0:
-                failed = f"trial {trial.number} failed: {name}: {_last_error(log)} (log: {log})"
-                print(failed, flush=True)
-                raise TrialFailed(failed)
+                self.failed(f"trial {trial.number} failed: {name}: {_last_error(log)} (log: {log})")
             value = tracked.trial_value(self.experiment, name, self.sweep.objective)
             if value is None:
-                failed = f"trial {trial.number} failed: no finished train run of {name} in MLflow"
-                print(failed, flush=True)
-                raise TrialFailed(failed)
+                self.failed(f"trial {trial.number} failed: no finished train run of {name}")
             values.append(value)
+        self.failures.clear()
         trial.set_user_attr(VALUES, values)
         mean = statistics.fmean(values)
         print(f"trial {trial.number} finished: {self.sweep.objective} {mean:.2f}", flush=True)
         return mean
+
+    def failed(self, message: str) -> NoReturn:
+        print(message, flush=True)
+        with self.lock:
+            self.failures.append(message)
+        raise TrialFailed(message)
 
     def pruned_at(self, number: int) -> int | None:
         """The epoch the trial's train stage stopped at on the pruner's word (None: it did not)."""
@@ -267,6 +280,11 @@ class Worker:
         study = self.study()
         deadline = time.monotonic() + 60 * self.sweep.minutes if self.sweep.minutes else math.inf
         while not self.stop.is_set() and time.monotonic() < deadline:
+            if len(self.failures) >= FAILURES_IN_A_ROW:
+                raise TrialFailed(
+                    f"{len(self.failures)} trials failed in a row, the last: {self.failures[-1]}; "
+                    "stopped (the study keeps them failed: `make sweep` continues it)"
+                )
             with self.lock:
                 if self.taken(study) + self.pending >= self.budget:
                     return
@@ -291,32 +309,39 @@ class Worker:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGINT)
 
-    def run(self) -> bool:
-        """Run the threads to the end; True if interrupted."""
+    def run(self) -> None:
+        """Run the threads to the end. Interrupted, the experiments are interrupted too and
+        their trials marked failed before the interruption goes on."""
         failures: list[BaseException] = []
+        ended = [threading.Event() for _ in range(self.jobs)]
 
-        def guarded() -> None:
+        def guarded(done: threading.Event) -> None:
             try:
                 self.loop()
             except BaseException as error:  # handed to the main thread
                 failures.append(error)
                 self.interrupt()
+            finally:
+                done.set()
 
-        threads = [threading.Thread(target=guarded, daemon=True) for _ in range(self.jobs)]
-        for thread in threads:
-            thread.start()
+        for done in ended:
+            threading.Thread(target=guarded, args=(done,), daemon=True).start()
+
+        # Each thread says it ended through an Event: Thread.join cut short by a signal marks
+        # the thread stopped on Python 3.11, and a second join would return at once.
+        def wait() -> None:
+            for done in ended:
+                while not done.wait(timeout=0.2):
+                    pass
+
         try:
-            while any(thread.is_alive() for thread in threads):
-                for thread in threads:
-                    thread.join(timeout=0.2)
+            wait()
         except KeyboardInterrupt:
             self.interrupt()
-            for thread in threads:
-                thread.join()
+            wait()
             raise
         if failures:
             raise failures[0]
-        return False
 
 
 def _last_error(log: Path) -> str:

@@ -25,11 +25,22 @@ SQLITE_TIMEOUT_S = 60
 
 @dataclass(frozen=True)
 class TrialRef:
-    """Where a trial is: its study's storage (a SQLAlchemy URL), the study, the trial's number."""
+    """Where a trial is (its study's storage, a SQLAlchemy URL; the study; the trial's number)
+    and the sweep's pruning (None: none), which Optuna keeps in no database: each process that
+    asks the pruner must make it."""
 
     storage: str
     study: str
     number: int
+    after_trials: int | None = None
+    after_epochs: int = 0
+
+    def pruner(self) -> Any:
+        import optuna
+
+        if self.after_trials is None:
+            return optuna.pruners.NopPruner()
+        return optuna.pruners.MedianPruner(self.after_trials, self.after_epochs)
 
     def encode(self) -> str:
         return json.dumps(asdict(self))
@@ -60,7 +71,7 @@ def pruning_callbacks() -> list[Any]:
     import optuna
 
     storage = open_storage(ref.storage)
-    study = optuna.load_study(study_name=ref.study, storage=storage)
+    study = optuna.load_study(study_name=ref.study, storage=storage, pruner=ref.pruner())
     study_id = storage.get_study_id_from_name(ref.study)
     trial = optuna.trial.Trial(
         study, storage.get_trial_id_from_study_id_trial_number(study_id, ref.number)
