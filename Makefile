@@ -102,9 +102,10 @@ browser-deps: ## install Chromium for the explorer's browser test when missing (
 	$(call install_debs,$(BROWSER_DEBS))
 
 # R names a recipe of recipes.yaml; `python -m vae_mnist.recipes list` lists them.
-recipe: env ## run a recipe of recipes.yaml as the DVC experiment of its name: make recipe R=<name>
+# SEEDS=3: one experiment a seed (<name>-s42, -s43, -s44), and their mean test -ELBO.
+recipe: env ## run a recipe of recipes.yaml as the DVC experiment of its name: make recipe R=<name> [SEEDS=3]
 	@test -n "$(R)" || { echo "which recipe? make recipe R=<name>; python -m vae_mnist.recipes list"; exit 2; }
-	python -m vae_mnist.recipes run $(R)
+	python -m vae_mnist.recipes run $(R) $(if $(SEEDS),--seeds $(SEEDS))
 
 # S names a sweep of sweeps.yaml (`python -m vae_mnist.sweeps list`); N: the study's budget of
 # trials (default: the sweep's), J: trials at once. Again, or on a second clone sharing the

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from vae_mnist.config import load_config
 from vae_mnist.errors import ConfigError
-from vae_mnist.recipes import RECIPES_FILE, head_overrides, load_recipes
+from vae_mnist.recipes import RECIPES_FILE, head_overrides, load_recipes, seed_summary
 
 from .conftest import REPO
 from .workspace import BIN, Repo
@@ -117,3 +117,37 @@ def test_two_recipes_in_a_row_each_train_on_head_plus_their_own(pipeline: Repo) 
         "train.learning_rate": "0.002",
     }
     assert {k: logged["wider"][k] for k in expected} == {**expected, "model.latent_dim": "3"}
+
+
+def test_the_seed_summary_is_mean_sd_and_range() -> None:
+    assert seed_summary([137.0, 138.0, 136.0]) == "137.00 ± 1.00 (sd; 136.00 to 138.00)"
+
+
+@pytest.mark.e2e
+def test_a_recipe_over_seeds_trains_each_seed_and_reports_their_mean(pipeline: Repo) -> None:
+    """`make recipe R=faster SEEDS=2`: one experiment a seed, each trained (its own MLflow runs,
+    the split of its seed), and the mean of their test -ELBO printed."""
+    (pipeline.root / "recipes.yaml").write_text(TWO_RECIPES)
+    pipeline.commit("two recipes")
+    params = (pipeline.root / "params.yaml").read_text()
+    result = pipeline.run(str(BIN / "python"), "-m", "vae_mnist.recipes", "run", "faster",
+                          "--seeds", "2")  # fmt: skip
+    client = mlflow.MlflowClient(f"sqlite:///{pipeline.root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("vae-mnist").experiment_id
+    values = []
+    for name, seed in (("faster-s42", "42"), ("faster-s43", "43")):
+        (evaluated,) = client.search_runs(
+            [experiment], f"tags.stage = 'evaluate' and tags.`dvc.exp_name` = '{name}'"
+        )
+        (trained,) = client.search_runs(
+            [experiment], f"tags.stage = 'train' and tags.`dvc.exp_name` = '{name}'"
+        )
+        assert trained.data.params["seed"] == seed
+        assert trained.data.params["train.learning_rate"] == "0.002"
+        values.append(evaluated.data.metrics["test/neg_elbo"])
+        assert f"  {name}: {values[-1]:.2f}" in result.stdout.splitlines()
+    assert values[0] != values[1]  # two seeds, two models
+    assert f"faster: test/neg_elbo over 2 seeds (42-43): {seed_summary(values)}" in result.stdout
+    listed = pipeline.dvc("exp", "list", "--name-only").stdout.split()
+    assert sorted(listed) == ["faster-s42", "faster-s43"]
+    assert (pipeline.root / "params.yaml").read_text() == params  # ran in copies of it

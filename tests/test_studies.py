@@ -298,3 +298,42 @@ def test_the_committed_example_sweep_is_small() -> None:
     """`make sweep S=quick` is the README's example: a few minutes on 2 cores."""
     quick = load_sweeps(REPO / "sweeps.yaml", REPO / "params.yaml")["quick"]
     assert quick.fixed["train.epochs"] <= 3 and quick.trials <= 6
+
+
+@pytest.mark.stack
+def test_runs_logging_the_same_new_dataset_at_once_all_succeed_on_the_server(
+    team_stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two sweep workers' first trials log the same new dataset at the same moment: MLflow's
+    store looks for it, then inserts it, and the later insert broke one train stage."""
+    import threading
+    import uuid
+
+    import numpy as np
+
+    from vae_mnist.tracking.runs import log_dataset
+
+    log_in(team_stack, monkeypatch)
+    mlflow.set_tracking_uri(team_stack.tracking_uri)
+    experiment = mlflow.MlflowClient().create_experiment(f"race-{uuid.uuid4().hex[:8]}")
+    images, labels = np.zeros((10, 28, 28), np.float32), np.zeros(10, np.uint8)
+    digest = uuid.uuid4().hex[:16]  # a dataset the store has never seen
+    start, failures = threading.Barrier(8), []
+
+    def log() -> None:
+        with mlflow.start_run(experiment_id=experiment):
+            start.wait()
+            try:
+                log_dataset("train", images, labels, tmp_path / "a.npy", digest)
+            except Exception as error:  # counted, whatever it is
+                failures.append(str(error)[:300])
+
+    threads = [threading.Thread(target=log) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    runs = mlflow.MlflowClient().search_runs([experiment])
+    assert len(runs) == 8
+    assert all(r.inputs.dataset_inputs[0].dataset.digest == digest for r in runs)

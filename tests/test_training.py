@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from vae_mnist.config import Config
-from vae_mnist.errors import ConfigError
+from vae_mnist.errors import ConfigError, Diverged
 from vae_mnist.model import build_vae
-from vae_mnist.quantities import HISTORY_COLUMNS
+from vae_mnist.quantities import EPOCH_NAMES, HISTORY_COLUMNS
 from vae_mnist.training import (
     STEPS_PER_EXECUTION,
     EpochRecorder,
@@ -303,3 +303,15 @@ def test_training_prints_one_line_per_epoch_with_loss_and_val_loss(
     assert lines[0] == "Epoch 1/2" and lines[2] == "Epoch 2/2"
     for line in lines[1::2]:
         assert EPOCH_LINE.match(line), line
+
+
+@pytest.mark.parametrize("key", ["loss", "val_loss"])
+def test_a_diverged_epoch_stops_training_with_one_line(tiny: Config, key: str) -> None:
+    model = compile_vae(tiny, steps_per_epoch=1)
+    recorder = EpochRecorder(0)
+    recorder.set_model(model)
+    recorder.on_epoch_end(0, {"loss": 150.0, "val_loss": 151.0})  # a finite epoch passes
+    with pytest.raises(Diverged) as raised:
+        recorder.on_epoch_end(1, {"loss": 150.0, "val_loss": 151.0, key: float("nan")})
+    assert str(raised.value).startswith(f"training diverged in epoch 2: {EPOCH_NAMES[key]} is nan")
+    assert "train.learning_rate" in str(raised.value)

@@ -65,6 +65,12 @@ class ExplorerError(VaeMnistError):
     """The explorer cannot show what was asked: no such version, no decoder, no latent means."""
 
 
+class Diverged(VaeMnistError):
+    """Training's loss became NaN or infinite: nothing it would save is worth keeping."""
+
+    PREFIX = "training diverged"  # how its message begins, for whoever reads a stage's output
+
+
 class Stopped(VaeMnistError):
     """The stage was stopped on purpose before its end (a sweep's pruner gave up on the trial):
     like an interruption, it leaves no outs, its MLflow run KILLED and nothing registered."""

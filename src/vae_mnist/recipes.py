@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +27,9 @@ from typing import Any
 import yaml
 
 from vae_mnist.config import PARAMS_FILE, load_config, read_named, with_overrides
-from vae_mnist.errors import ConfigError, reports_errors
+from vae_mnist.errors import ConfigError, VaeMnistError, reports_errors
+from vae_mnist.quantities import TEST_NEG_ELBO
+from vae_mnist.stages import COMPUTED, EVALUATE
 
 RECIPES_FILE = Path("recipes.yaml")
 
@@ -39,10 +42,19 @@ class Recipe:
 
     def command(self, overrides: Mapping[str, Any] | None = None) -> list[str]:
         """The DVC experiment that runs it (with `overrides`: head_overrides' for this recipe)."""
-        command = ["dvc", "exp", "run", "-n", self.name]
-        for key, value in (self.overrides if overrides is None else overrides).items():
-            command += ["-S", f"{key}={yaml_value(value)}"]
-        return command
+        return experiment(self.name, self.overrides if overrides is None else overrides)
+
+
+def experiment(name: str, overrides: Mapping[str, Any], trained: bool = False) -> list[str]:
+    """`dvc exp run -n <name> -S key=value ...`; `trained`: in a copy of the workspace (whose
+    params.yaml stays as it is), every stage after the download forced, so that it trains and
+    logs its runs even where DVC's run cache holds the same experiment."""
+    command = ["dvc", "exp", "run", "-n", name]
+    if trained:
+        command[3:3] = ["--temp", "-f", "-s"]
+    for key, value in overrides.items():
+        command += ["-S", f"{key}={yaml_value(value)}"]
+    return [*command, *(COMPUTED if trained else ())]
 
 
 def head_overrides(
@@ -100,7 +112,10 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="each recipe, its params and its command")
     for verb in ("show", "run"):
-        commands.add_parser(verb, help=f"{verb} one recipe's command").add_argument("name")
+        command = commands.add_parser(verb, help=f"{verb} one recipe's command")
+        command.add_argument("name")
+        command.add_argument("--seeds", type=int, default=1, help="run it on this many seeds "
+                             "(params.yaml's and the next ones) and report the mean")  # fmt: skip
     args = parser.parse_args(argv)
     recipes = load_recipes()
     if args.command == "list":
@@ -110,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.name not in recipes:
         raise ConfigError(f"no recipe {args.name!r} in {RECIPES_FILE} (there are: "
                           f"{', '.join(recipes)})")  # fmt: skip
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, not {args.seeds}")
     recipe = recipes[args.name]
     overrides = dict(recipe.overrides)
     if (head := committed_params()) is not None:
@@ -120,11 +137,48 @@ def main(argv: list[str] | None = None) -> None:
                 "experiment?): the recipe runs on HEAD's values of those",
                 flush=True,
             )
+    dvc = os.path.join(os.path.dirname(sys.executable), "dvc")  # the environment's own
+    if args.seeds > 1:
+        return over_seeds(recipe, overrides, head, args.seeds, run=args.command == "run", dvc=dvc)
     command = recipe.command(overrides)
     print(" ".join(command), flush=True)
     if args.command == "run":
-        dvc = os.path.join(os.path.dirname(sys.executable), "dvc")  # the environment's own
         os.execv(dvc, [dvc, *command[1:]])
+
+
+def over_seeds(
+    recipe: Recipe, overrides: Mapping[str, Any], head: Mapping[str, Any] | None, seeds: int,
+    run: bool, dvc: str,
+) -> None:  # fmt: skip
+    """The recipe as one experiment a seed, `<name>-s<seed>`, each in a copy of the workspace;
+    then each one's test -ELBO and their mean and standard deviation (a result that holds on
+    any seed, not on a lucky one)."""
+    settings = {**(head or load_config(PARAMS_FILE).flat()), **overrides}
+    first = settings["seed"]
+    runs = {f"{recipe.name}-s{seed}": seed for seed in range(first, first + seeds)}
+    for name, seed in runs.items():
+        command = experiment(name, {**overrides, "seed": seed}, trained=True)
+        print(" ".join(command), flush=True)
+        if run and subprocess.run([dvc, *command[1:]]).returncode != 0:
+            raise VaeMnistError(f"the experiment {name} failed (its output is above)")
+    if not run:
+        return
+    from vae_mnist.tracking.sweeps import experiment_metric
+
+    tracked = settings["mlflow.experiment_name"]
+    values = {name: experiment_metric(tracked, name, EVALUATE, TEST_NEG_ELBO) for name in runs}
+    if missing := [name for name, value in values.items() if value is None]:
+        raise VaeMnistError(f"no finished evaluation of {', '.join(missing)} in MLflow")
+    print(f"{recipe.name}: {TEST_NEG_ELBO} over {seeds} seeds ({first}-{first + seeds - 1}): "
+          f"{seed_summary(list(values.values()))}")  # fmt: skip
+    for name, value in values.items():
+        print(f"  {name}: {value:.2f}")
+
+
+def seed_summary(values: list[float]) -> str:
+    """`137.41 ± 0.38 (sd; 137.02 to 137.78)`: the mean, the standard deviation, the range."""
+    mean, sd = statistics.fmean(values), statistics.stdev(values)
+    return f"{mean:.2f} ± {sd:.2f} (sd; {min(values):.2f} to {max(values):.2f})"
 
 
 if __name__ == "__main__":

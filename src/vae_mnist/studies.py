@@ -1,12 +1,13 @@
 """Running a sweep of sweeps.yaml as an Optuna study whose trials are DVC experiments.
 
-A trial is `dvc exp run --temp -n <sweep>-<number> -f --downstream -S ... train`: the train and
-evaluate stages, forced (never from DVC's run cache, so every trial trains, logs its runs and
-registers its version), in a temporary copy of the workspace, so that J trials run at once and
-params.yaml is left as it is. Its params are HEAD's, the sweep's fixed ones and the trial's
-(recipes.head_overrides). `dvc exp show` lists the trials; their MLflow runs nest under the
-sweep's run (tracking/sweeps.py). With `seeds: n` a trial is n experiments,
-`<sweep>-<number>-s<seed>`, and its value their mean; the pruner sees the first seed's epochs.
+A trial is `dvc exp run --temp -f -s -n <sweep>-<number> -S ... preprocess train evaluate`: every
+stage after the download, forced (never from DVC's run cache, so every trial trains, logs its runs
+and registers its version; preprocess too, since a seed changes the split), in a temporary copy of
+the workspace, so that J trials run at once and params.yaml is left as it is. Its params are HEAD's,
+the sweep's fixed ones and the trial's (recipes.head_overrides). `dvc exp show` lists the trials;
+their MLflow runs nest under the sweep's run (tracking/sweeps.py). With `seeds: n` a trial is n
+experiments, `<sweep>-<number>-s<seed>`, and its value their mean; the pruner sees the first seed's
+epochs.
 
 The study lives in a database: a sqlite file beside the MLflow store by default; with
 STORAGE_ENV set (the team stack's PostgreSQL: `make stack-up` prints the line) every clone that
@@ -40,10 +41,11 @@ from typing import Any, NoReturn
 import yaml
 
 from vae_mnist.config import PARAMS_FILE, load_config, project_root
-from vae_mnist.errors import ConfigError, VaeMnistError
-from vae_mnist.recipes import committed_params, head_overrides, yaml_value
+from vae_mnist.errors import ConfigError, Diverged, VaeMnistError
+from vae_mnist.quantities import at_best
+from vae_mnist.recipes import committed_params, experiment, head_overrides, yaml_value
 from vae_mnist.stack.state import SWEEP_STORAGE_ENV
-from vae_mnist.stages import PREPROCESS, TRAIN
+from vae_mnist.stages import DOWNLOAD, TRAIN
 from vae_mnist.sweeps import Dimension, Sweep
 from vae_mnist.tracking import names
 from vae_mnist.tracking import sweeps as tracked
@@ -198,13 +200,11 @@ class Worker:
 
     def run_experiment(self, name: str, overrides: Mapping[str, Any], env: dict[str, str]) -> int:
         dvc = os.path.join(os.path.dirname(sys.executable), "dvc")
-        command = [dvc, "exp", "run", "--temp", "-n", name, "-f", "--downstream"]
-        for key, value in overrides.items():
-            command += ["-S", f"{key}={yaml_value(value)}"]
+        command = [dvc, *experiment(name, overrides, trained=True)[1:]]
         log = self.out / f"{name}.log"
         with log.open("w") as stream:
             process = subprocess.Popen(
-                [*command, TRAIN], cwd=self.root, env=env, stdout=stream,
+                command, cwd=self.root, env=env, stdout=stream,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
             with self.lock:
@@ -250,9 +250,15 @@ class Worker:
                 print(f"trial {trial.number} pruned after epoch {epoch} ({name})", flush=True)
                 self.failures.clear()
                 raise optuna.TrialPruned()
+            if code != 0 and (error := _last_error(log)).startswith(Diverged.PREFIX):
+                # An outcome of the trial's params, not a fault: it does not stop the worker.
+                print(f"trial {trial.number} failed: {name}: {error}", flush=True)
+                raise TrialFailed(error)
             if code != 0:
-                self.failed(f"trial {trial.number} failed: {name}: {_last_error(log)} (log: {log})")
-            value = tracked.trial_value(self.experiment, name, self.sweep.objective)
+                self.failed(f"trial {trial.number} failed: {name}: {error} (log: {log})")
+            value = tracked.experiment_metric(
+                self.experiment, name, TRAIN, at_best(self.sweep.objective)
+            )  # the value at the epoch whose weights the model keeps
             if value is None:
                 self.failed(f"trial {trial.number} failed: no finished train run of {name}")
             values.append(value)
@@ -364,8 +370,8 @@ def run_sweep(sweep: Sweep, trials: int | None = None, jobs: int = 1) -> None:
     experiment = {**head, **sweep.fixed}["mlflow.experiment_name"]
     out = root / OUTPUT_DIR / sweep.name
     out.mkdir(parents=True, exist_ok=True)
-    # The data the trials train on, in the DVC cache their temporary copies check it out from.
-    subprocess.run([os.path.join(os.path.dirname(sys.executable), "dvc"), "repro", PREPROCESS],
+    # MNIST in the DVC cache, which the trials' temporary copies check it out from.
+    subprocess.run([os.path.join(os.path.dirname(sys.executable), "dvc"), "repro", DOWNLOAD],
                    cwd=root, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     worker = Worker(
         sweep, trials or sweep.trials, jobs, url, root, out, head,

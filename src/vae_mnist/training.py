@@ -17,6 +17,7 @@ step runs on each replica, through the same Keras callbacks.
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -30,7 +31,7 @@ import tensorflow as tf
 from keras import ops
 
 from vae_mnist.config import Config, TrainConfig
-from vae_mnist.errors import ConfigError
+from vae_mnist.errors import ConfigError, Diverged
 from vae_mnist.model import VAE, build_vae, inference_model, save_vae
 from vae_mnist.quantities import EPOCH_NAMES, VAL, VAL_NEG_ELBO, at_best, metric
 
@@ -126,6 +127,13 @@ class EpochRecorder(keras.callbacks.Callback):
         # convert_to_numpy reads a variable mirrored over replicas as well as a plain one
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(rate))
         logs["beta"] = float(keras.ops.convert_to_numpy(self.model.beta))
+        diverged = [k for k in ("loss", "val_loss") if k in logs and not math.isfinite(logs[k])]
+        if diverged:  # every later epoch would be NaN too, and no output could hold it
+            raise Diverged(
+                f"{Diverged.PREFIX} in epoch {epoch + 1}: {EPOCH_NAMES[diverged[0]]} is "
+                f"{logs[diverged[0]]} (learning rate {logs['learning_rate']:.3g}; a smaller "
+                "train.learning_rate, a larger train.batch_size or KL warm-up avoid it)"
+            )
         self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
 
 

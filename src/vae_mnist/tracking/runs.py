@@ -8,6 +8,7 @@ the stage ends it with one line that names the store.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import warnings
 from collections.abc import Iterator, Mapping
@@ -150,5 +151,17 @@ def log_dataset(
             digest=digest,
         )
     model = LoggedModelInput(model_id) if model_id else None
-    mlflow.log_input(dataset, context=names.DATASET_CONTEXT[split], model=model)
+    try:
+        mlflow.log_input(dataset, context=names.DATASET_CONTEXT[split], model=model)
+    except MlflowException as error:
+        # MLflow's store looks for the dataset, then inserts it: two runs logging the same new
+        # dataset at once (two sweep workers' first trials) collide on its key. Logged again,
+        # it finds the other's row and links to it.
+        if not DATASET_RACE.search(str(error)):
+            raise
+        mlflow.log_input(dataset, context=names.DATASET_CONTEXT[split], model=model)
     return dataset
+
+
+# The datasets table's key, as PostgreSQL and sqlite name a duplicate of it.
+DATASET_RACE = re.compile(r'unique constraint "dataset_pk"|UNIQUE constraint failed: datasets\.')

@@ -56,18 +56,18 @@ def sweep_run(experiment: str, sweep: str, storage: str) -> str:
     return run_id
 
 
-def trial_value(experiment: str, dvc_experiment: str, metric: str) -> float | None:
-    """The train run of a trial's DVC experiment: `metric` at its best epoch (None: no such
-    finished run)."""
+def experiment_metric(experiment: str, dvc_experiment: str, stage: str, name: str) -> float | None:
+    """A metric of the stage's finished run in a DVC experiment (the latest; None: no such run
+    or metric)."""
     client = MlflowClient()
     runs = client.search_runs(
         [experiment_id(experiment)],
         filter_string=f"tags.`{names.DVC_TAGS[names.DVC_EXP_NAME]}` = '{_quoted(dvc_experiment)}'"
-        f" and tags.`{names.STAGE}` = 'train' and attributes.status = 'FINISHED'",
+        f" and tags.`{names.STAGE}` = '{stage}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
-    return runs[0].data.metrics.get(at_best(metric)) if runs else None
+    return runs[0].data.metrics.get(name) if runs else None
 
 
 def report(
