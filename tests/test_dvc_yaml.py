@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from vae_mnist.config import Config
+from vae_mnist.stages.names import COMPUTED, DOWNLOAD, EVALUATE, PREPROCESS, TRAIN
 
 from .conftest import REPO
 
@@ -50,3 +51,8 @@ def test_params_are_listed_one_key_at_a_time(stage: str, config: Config) -> None
 def test_mlflow_names_never_rerun_a_stage() -> None:
     for stage in STAGES.values():
         assert not [k for k in stage.get("params", []) if k.startswith("mlflow.")]
+
+
+def test_the_stage_names_code_runs_them_by_are_dvc_yaml_s() -> None:
+    assert list(STAGES) == [DOWNLOAD, PREPROCESS, TRAIN, EVALUATE]
+    assert list(COMPUTED) == list(STAGES)[1:]  # every stage after the download

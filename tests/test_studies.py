@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import optuna
@@ -255,7 +256,14 @@ def test_two_machines_share_one_study_on_the_stacks_postgresql(
 ) -> None:
     """Two clones, each with its own worker, started separately: the study in the stack's
     PostgreSQL hands out each trial once, and every one lands under one sweep run."""
+    # Its own experiment and model on the shared stack, beside the other tests' runs.
+    names = "mlflow.experiment_name: sweep-test, mlflow.registered_model_name: sweep-test"
+    own = f"  fixed: {{{names}}}\n"
     clones = [with_sweeps(built_pipeline.copy(tmp_path / name)) for name in ("one", "two")]
+    for clone in clones:
+        sweeps = clone.root / "sweeps.yaml"
+        sweeps.write_text(sweeps.read_text().replace("  trials: 3\n", "  trials: 3\n" + own, 1))
+        clone.commit("the sweep in its own experiment")
     for clone in clones:
         clone.env.update(team_stack.client_env())
     sink = [(tmp_path / f"{n}.txt").open("wb") for n in ("one", "two")]
@@ -280,7 +288,7 @@ def test_two_machines_share_one_study_on_the_stacks_postgresql(
     assert all(ran), "each worker ran a trial"
     log_in(team_stack, monkeypatch)
     mlflow_client = mlflow.MlflowClient(team_stack.tracking_uri)
-    experiment = mlflow_client.get_experiment_by_name("vae-mnist")
+    experiment = mlflow_client.get_experiment_by_name("sweep-test")
     (parent,) = mlflow_client.search_runs(
         [experiment.experiment_id], "tags.stage = 'sweep' and tags.`sweep.name` = 'tiny'"
     )
@@ -337,3 +345,32 @@ def test_runs_logging_the_same_new_dataset_at_once_all_succeed_on_the_server(
     runs = mlflow.MlflowClient().search_runs([experiment])
     assert len(runs) == 8
     assert all(r.inputs.dataset_inputs[0].dataset.digest == digest for r in runs)
+
+
+def _open_study_storage(url: str, start: Any, results: Any) -> None:
+    from vae_mnist.trials import open_storage
+
+    start.wait()
+    try:
+        open_storage(url)
+        results.put("ok")
+    except Exception as error:  # whatever it is, reported to the test
+        results.put(f"{type(error).__name__}: {error}"[:300])
+
+
+def test_workers_opening_a_new_study_database_at_once_all_get_it(tmp_path: Path) -> None:
+    """Each creates Optuna's schema in a new database; the later ones must find it made (two
+    sweep workers on a fresh PostgreSQL broke on it: "duplicate key ... studydirection")."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(2):
+        url = f"sqlite:///{tmp_path / f'optuna-{attempt}.db'}"
+        start, results = context.Barrier(6), context.Queue()
+        workers = [context.Process(target=_open_study_storage, args=(url, start, results))
+                   for _ in range(6)]  # fmt: skip
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=120)
+        assert [results.get(timeout=10) for _ in workers] == ["ok"] * 6

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vae_mnist.errors import ConfigError
-from vae_mnist.sweeps import SWEEPS_FILE, load_sweeps
+from vae_mnist.sweeps import SWEEPS_FILE, Pruning, load_sweeps
 
 from .conftest import REPO
 from .workspace import BIN
@@ -44,6 +44,9 @@ def test_a_sweep_s_ranges_choices_and_defaults(tmp_path: Path) -> None:
     assert batch.choices == (32, 64)
     assert sweep.fixed == {"train.epochs": 2}
     assert (sweep.seeds, sweep.trials, sweep.minutes) == (1, 3, None)
+    assert sweep.pruning == Pruning(after_trials=4, after_epochs=1)  # half of the fixed 2 epochs
+    (tmp_path / "sweeps.yaml").write_text(GOOD + "  pruning: false\n")
+    assert load_sweeps(tmp_path / "sweeps.yaml", REPO / "params.yaml")["fast"].pruning is None
 
 
 @pytest.mark.parametrize(
@@ -62,6 +65,10 @@ def test_a_sweep_s_ranges_choices_and_defaults(tmp_path: Path) -> None:
         ("trials: 3", "trials: 0", "trials must be a whole number of at least 1"),
         ("fixed: {train.epochs: 2}", "fixed: {train.batch_size: 32}",
          "train.batch_size is both searched and fixed"),
+        ("  trials: 3\n", "  trials: 3\n  pruning: {after_trial: 2}\n",
+         "pruning must be false or a mapping of after_epochs, after_trials"),
+        ("  trials: 3\n", "  trials: 3\n  pruning: {after_epochs: -1}\n",
+         "after_epochs must be a whole number, not -1"),
     ],
 )  # fmt: skip
 def test_a_bad_sweep_is_one_line_naming_it_and_the_key(

@@ -93,10 +93,10 @@ def test_repro_lands_runs_model_and_alias_on_the_server_and_artifacts_in_s3(
         for figure in figures.iterdir():
             key = f"{experiment.experiment_id}/{run.info.run_id}/artifacts/figures/{figure.name}"
             assert objects[key] == figure.read_bytes(), key
-    model_files = [key for key in objects if key.endswith("/MLmodel")]
-    assert model_files and all(
-        key.startswith(f"{experiment.experiment_id}/") for key in model_files
-    )
+    # the train run's logged model, under its experiment (other tests' experiments share the
+    # bucket of this session's stack)
+    (logged,) = train.outputs.model_outputs
+    assert f"{experiment.experiment_id}/models/{logged.model_id}/artifacts/MLmodel" in objects
     assert not any((team_repo.root / name).exists() for name in ("mlflow.db", "mlartifacts"))
 
 

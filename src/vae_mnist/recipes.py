@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -29,7 +30,7 @@ import yaml
 from vae_mnist.config import PARAMS_FILE, load_config, read_named, with_overrides
 from vae_mnist.errors import ConfigError, VaeMnistError, reports_errors
 from vae_mnist.quantities import TEST_NEG_ELBO
-from vae_mnist.stages import COMPUTED, EVALUATE
+from vae_mnist.stages.names import COMPUTED, EVALUATE
 
 RECIPES_FILE = Path("recipes.yaml")
 
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     recipes = load_recipes()
     if args.command == "list":
         for recipe in recipes.values():
-            print(f"{recipe.name}: {recipe.description}\n  {' '.join(recipe.command())}")
+            print(f"{recipe.name}: {recipe.description}\n  {shlex.join(recipe.command())}")
         return
     if args.name not in recipes:
         raise ConfigError(f"no recipe {args.name!r} in {RECIPES_FILE} (there are: "
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.seeds > 1:
         return over_seeds(recipe, overrides, head, args.seeds, run=args.command == "run", dvc=dvc)
     command = recipe.command(overrides)
-    print(" ".join(command), flush=True)
+    print(shlex.join(command), flush=True)
     if args.command == "run":
         os.execv(dvc, [dvc, *command[1:]])
 
@@ -158,7 +159,7 @@ def over_seeds(
     runs = {f"{recipe.name}-s{seed}": seed for seed in range(first, first + seeds)}
     for name, seed in runs.items():
         command = experiment(name, {**overrides, "seed": seed}, trained=True)
-        print(" ".join(command), flush=True)
+        print(shlex.join(command), flush=True)
         if run and subprocess.run([dvc, *command[1:]]).returncode != 0:
             raise VaeMnistError(f"the experiment {name} failed (its output is above)")
     if not run:

@@ -43,7 +43,7 @@ from vae_mnist.config import PARAMS_FILE, load_config, project_root, set_dotted
 from vae_mnist.errors import CannotReproduce, reports_errors
 from vae_mnist.machine import fingerprint, lock_digest
 from vae_mnist.outputs import atomic_file
-from vae_mnist.stages import PREPROCESS, TRAIN
+from vae_mnist.stages.names import PREPROCESS, TRAIN
 from vae_mnist.tensorflow_env import quiet_tensorflow
 from vae_mnist.tracking.lineage import (
     Lineage,

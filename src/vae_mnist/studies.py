@@ -13,7 +13,7 @@ The study lives in a database: a sqlite file beside the MLflow store by default;
 STORAGE_ENV set (the team stack's PostgreSQL: `make stack-up` prints the line) every clone that
 runs the same sweep joins one study, and trial numbers, so experiment names, are unique across
 them. The budget N is the study's: a worker asks for no trial once N are finished, pruned or
-running (workers that start at the same instant may overshoot it by one).
+running, counted and asked under one lock for every worker (AskLock).
 
 Interrupted (Ctrl-C, SIGTERM), a worker interrupts its experiments (their stages end KILLED and
 DVC drops their copies: no experiment is saved), marks their trials FAIL and ends; the next
@@ -24,6 +24,7 @@ marks its trial FAIL after GRACE_S and runs the same params again.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 import signal
@@ -39,13 +40,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
+from filelock import FileLock
 
 from vae_mnist.config import PARAMS_FILE, load_config, project_root
 from vae_mnist.errors import ConfigError, Diverged, VaeMnistError
 from vae_mnist.quantities import at_best
 from vae_mnist.recipes import committed_params, experiment, head_overrides, yaml_value
 from vae_mnist.stack.state import SWEEP_STORAGE_ENV
-from vae_mnist.stages import DOWNLOAD, TRAIN
+from vae_mnist.stages.names import DOWNLOAD, TRAIN
 from vae_mnist.sweeps import Dimension, Sweep
 from vae_mnist.tracking import names
 from vae_mnist.tracking import sweeps as tracked
@@ -131,6 +133,44 @@ def as_recipe(sweep: Sweep, trial: Any) -> str:
     return yaml.safe_dump(body, sort_keys=False, width=100)
 
 
+class AskLock:
+    """A lock that every worker of a study takes, on any machine, from counting the trials to
+    asking for the next: PostgreSQL's advisory lock on a connection of its own; a lock file
+    beside a sqlite study (only this machine can reach it). Releasing it twice is harmless."""
+
+    def __init__(self, url: str, study: str) -> None:
+        self.url, self.held = url, False
+        self.key = int.from_bytes(hashlib.sha256(study.encode()).digest()[:8], "big", signed=True)
+        self.connection: Any = None
+        if url.startswith("sqlite:///"):
+            database = Path(url.removeprefix("sqlite:///").split("?")[0])
+            self.file: FileLock | None = FileLock(f"{database}.ask.lock")
+        else:
+            self.file = None
+
+    def acquire(self) -> None:
+        if self.file is not None:
+            self.file.acquire()
+        elif self.url.startswith("postgresql"):
+            import sqlalchemy
+
+            engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
+            self.connection = engine.connect()
+            self.connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"),
+                                    {"key": self.key})  # fmt: skip
+        self.held = True
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        self.held = False
+        if self.file is not None:
+            self.file.release()
+        elif self.connection is not None:
+            self.connection.close()  # the session's advisory locks end with it
+            self.connection = None
+
+
 @dataclass
 class Worker:
     """One `make sweep` process: J threads, each running one trial's experiments at a time."""
@@ -147,9 +187,8 @@ class Worker:
     parent: str = ""
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    pending: int = 0  # trials this process is about to ask for (not yet RUNNING in the study)
     children: set[subprocess.Popen] = field(default_factory=set)
-    started: threading.local = field(default_factory=threading.local)
+    asking: threading.local = field(default_factory=threading.local)  # each thread's AskLock
     failures: list[str] = field(default_factory=list)  # the trials failed since the last success
 
     def study(self) -> Any:
@@ -218,9 +257,7 @@ class Worker:
                     self.children.discard(process)
 
     def objective(self, trial: Any) -> float:
-        self.started.value = True
-        with self.lock:
-            self.pending -= 1  # RUNNING in the study now: counted there
+        self.asking.value.release()  # RUNNING in the study now: the next ask counts it
         params = {**self.sweep.fixed, **{d.key: suggest(trial, d) for d in self.sweep.space}}
         trial.set_user_attr(PARAMS, params)
         seeds = trial_seeds(self.sweep, self.head)
@@ -284,6 +321,7 @@ class Worker:
     def loop(self) -> None:
         """Ask for trials and run them until the budget is taken, the time is up or a stop."""
         study = self.study()
+        self.asking.value = AskLock(self.url, self.sweep.name)
         deadline = time.monotonic() + 60 * self.sweep.minutes if self.sweep.minutes else math.inf
         while not self.stop.is_set() and time.monotonic() < deadline:
             if len(self.failures) >= FAILURES_IN_A_ROW:
@@ -291,20 +329,18 @@ class Worker:
                     f"{len(self.failures)} trials failed in a row, the last: {self.failures[-1]}; "
                     "stopped (the study keeps them failed: `make sweep` continues it)"
                 )
-            with self.lock:
-                if self.taken(study) + self.pending >= self.budget:
-                    return
-                self.pending += 1
-            self.started.value = False
+            # Counting the trials taken and asking for one more is one step for all the
+            # workers of the study, on whatever machine: else two could take the last one.
+            self.asking.value.acquire()
             try:
+                if self.taken(study) >= self.budget:
+                    return
                 study.optimize(self.objective, n_trials=1, catch=(TrialFailed,))
             except Interrupted as interrupted:
                 print(f"{interrupted}: marked failed", flush=True)
                 return
             finally:
-                if not self.started.value:  # the ask failed before the trial began
-                    with self.lock:
-                        self.pending -= 1
+                self.asking.value.release()  # if the ask failed before the trial began
 
     def interrupt(self) -> None:
         """Stop asking for trials and interrupt the running experiments (their stages end

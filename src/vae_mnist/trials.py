@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -21,6 +22,8 @@ from vae_mnist.errors import ConfigError, Stopped
 TRIAL_ENV = "VAE_MNIST_TRIAL"
 PRUNED_AT = "pruned_at_epoch"  # trial attribute: the epoch the train stage stopped at
 SQLITE_TIMEOUT_S = 60
+SCHEMA_ATTEMPTS = 3
+SCHEMA_RACE = ("already exists", "duplicate key", "UNIQUE constraint failed")
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,22 @@ def open_storage(url: str, **options: Any) -> Any:
     """Optuna's RDB storage at `url`; a sqlite file waits for other writers (the default 5 s is
     short when J trials report at once)."""
     import optuna
+    import sqlalchemy.exc
 
     engine = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine, **options)
+    attempts = SCHEMA_ATTEMPTS
+    while True:
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, **options)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError,
+                sqlalchemy.exc.OperationalError) as error:  # fmt: skip
+            # Two workers on a new database both create Optuna's schema (PostgreSQL: "duplicate
+            # key ... pg_type"; sqlite: "table ... already exists", "UNIQUE constraint failed:
+            # alembic_version..."): the later one finds it made.
+            attempts -= 1
+            if not any(sign in str(error) for sign in SCHEMA_RACE) or not attempts:
+                raise
+            time.sleep(1)
 
 
 def pruning_callbacks() -> list[Any]:
