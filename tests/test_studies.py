@@ -4,6 +4,7 @@ resumption as a user meets them."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -374,3 +375,24 @@ def test_workers_opening_a_new_study_database_at_once_all_get_it(tmp_path: Path)
         for worker in workers:
             worker.join(timeout=120)
         assert [results.get(timeout=10) for _ in workers] == ["ok"] * 6
+
+
+def test_logging_in_to_a_stack_in_process_leaves_none_of_its_variables_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every variable a stack's client gets (the sweeps' database among them) is set back after
+    `access.logged_in`: one left behind sent a later test's sqlite sweep to another stack."""
+    from vae_mnist.stack import access, credentials
+
+    found = credentials.files(tmp_path)
+    found.folder.mkdir()
+    credentials.write_private(found.password("admin"), "pw\n")
+    credentials.keep_sweep_storage(found, "postgresql+psycopg://sweeps:x@127.0.0.1:1/sweeps")
+    stack = Stack(tmp_path, "https://127.0.0.1:1", "", "", "", "", "", "")
+    variables = stack.client_env()
+    assert "VAE_MNIST_SWEEP_STORAGE" in variables
+    for name in variables:
+        monkeypatch.delenv(name, raising=False)
+    with access.logged_in(stack):
+        assert {name: os.environ[name] for name in variables} == variables
+    assert not set(variables) & set(os.environ)

@@ -168,8 +168,9 @@ class Repo:
 
 def user_env(mirror: str | None) -> dict[str, str]:
     """The environment a user's shell gives `dvc`: this project's tools first on PATH, no
-    DVC or MLflow setting of the test run's own, and MNIST from `mirror`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
+    DVC, MLflow or vae-mnist setting of the test run's own, and MNIST from `mirror`."""
+    own = ("DVC_", "MLFLOW_", "VAE_MNIST_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(own)}
     env.update(
         PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
         DVC_NO_ANALYTICS="1",

@@ -33,12 +33,6 @@ from vae_mnist.stack.state import Stack
 WORKSPACE = "default"
 READER, CONTRIBUTOR, MAINTAINER = "reader", "contributor", "maintainer"
 ROLES = (READER, CONTRIBUTOR, MAINTAINER)
-CLIENT_ENV = (
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_TRACKING_SERVER_CERT_PATH",
-    "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_PASSWORD",
-)
 USERNAME_PATTERN = r"^[a-z][a-z0-9._-]{0,63}$"
 
 
@@ -71,8 +65,9 @@ def grants(role: str, experiment_id: str, served: list[str], candidates: list[st
 @contextmanager
 def logged_in(stack: Stack, user: str = credentials.ADMIN) -> Iterator[None]:
     """MLflow's clients, in this process, talk to the stack's server as `user`."""
-    saved = {key: os.environ.get(key) for key in CLIENT_ENV}
-    os.environ.update(stack.client_env(user))
+    env = stack.client_env(user)
+    saved = {key: os.environ.get(key) for key in env}  # every key it sets, whatever they are
+    os.environ.update(env)
     try:
         yield
     finally:
