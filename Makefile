@@ -17,7 +17,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_SYSTEM_CERTS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help env repro reproduce promote rollback champion-log test test-fast lint format deps ui serve explore browser-deps recipe sweep bench bench-floats mutation
+.PHONY: help env repro report reproduce promote rollback champion-log test test-fast lint format deps ui serve explore browser-deps recipe sweep bench bench-floats mutation
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,6 +34,13 @@ $(TOOLS)/bin/uv: # bootstrap uv inside its own venv (PEP 668 forbids pip outside
 
 repro: env ## run the whole pipeline (dvc repro); set MNIST_MIRROR to use an offline mirror
 	dvc repro
+
+# BASE and OTHER (several, space-separated): `workspace`, a git revision, a DVC experiment, or a
+# registered version (3, v3, champion). The page: reports/compare/index.html; report.md beside it.
+BASE ?= HEAD
+OTHER ?= workspace
+report: env ## compare OTHER with BASE (default: the workspace with HEAD): make report BASE=champion OTHER=<exp>
+	python -m vae_mnist.report --base $(BASE) $(OTHER)
 
 # V: a version number or an alias (default champion). Exit 0: identical or within seed noise;
 # 1: beyond noise; 2: the lineage lacks something (a commit, data, an environment).

@@ -19,8 +19,8 @@ from train_throughput import gemm_seconds, layer_shapes  # this folder's other b
 
 from vae_mnist.config import load_config
 from vae_mnist.data.mnist import IMAGE_SHAPE
-from vae_mnist.history import EpochLog
 from vae_mnist.quantities import EPOCH_NAMES
+from vae_mnist.training import EpochLog
 
 ROWS = 16_384  # GEMM rows per measured call, as evaluation batches them
 

@@ -136,8 +136,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
 def write_history(folder: Path, rows: list[tuple[float, ...]]) -> Path:
     """A DVCLive history written by the train stage's own callback: one row per epoch, values in
     HISTORY_COLUMNS order (the epoch first, counted from 1)."""
-    from vae_mnist.history import EpochLog
     from vae_mnist.quantities import EPOCH_NAMES
+    from vae_mnist.training import EpochLog
 
     log = EpochLog(folder)
     for epoch, *values in rows:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from vae_mnist import history
 from vae_mnist.quantities import EPOCH_NAMES, HISTORY_COLUMNS
+from vae_mnist.training import EpochLog
 
 from .conftest import REPO, write_history
 
@@ -38,6 +39,6 @@ def test_the_same_logs_write_the_same_bytes_and_leave_dvc_yaml_alone(tmp_path: P
 
 def test_quantities_not_logged_are_left_out(tmp_path: Path) -> None:
     folder = tmp_path / "training"
-    log = history.EpochLog(folder)
+    log = EpochLog(folder)
     log.on_epoch_end(0, {"loss": 3.0, "val_loss": 4.0, "not_a_quantity": 1.0})
     assert history.read(folder) == [{"epoch": 1.0, "train/loss": 3.0, "val/neg_elbo": 4.0}]

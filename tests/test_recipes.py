@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 
 from vae_mnist.config import load_config
 from vae_mnist.errors import ConfigError
+from vae_mnist.noise import read_spread
+from vae_mnist.quantities import TEST_NEG_ELBO
 from vae_mnist.recipes import RECIPES_FILE, head_overrides, load_recipes, seed_summary
+from vae_mnist.tracking.lineage import NOT_PARAMS_YAML
 
 from .conftest import REPO
 from .workspace import BIN, Repo
@@ -151,3 +154,10 @@ def test_a_recipe_over_seeds_trains_each_seed_and_reports_their_mean(pipeline: R
     listed = pipeline.dvc("exp", "list", "--name-only").stdout.split()
     assert sorted(listed) == ["faster-s42", "faster-s43"]
     assert (pipeline.root / "params.yaml").read_text() == params  # ran in copies of it
+    # the spread of the two seeds is kept where `make reproduce` and `make report` look for
+    # this configuration: the digest of the params the training runs logged
+    logged = {k: v for k, v in trained.data.params.items() if not k.startswith(NOT_PARAMS_YAML)}
+    kept = read_spread(pipeline.root, logged)
+    assert kept is not None and kept.seeds == ["42", "43"]
+    assert kept.range[TEST_NEG_ELBO] == pytest.approx(abs(values[0] - values[1]))
+    assert str(kept.path.relative_to(pipeline.root)) in result.stdout

@@ -19,7 +19,8 @@ from vae_mnist.history import read as read_history
 from vae_mnist.model import load_vae
 from vae_mnist.quantities import HISTORY_COLUMNS
 from vae_mnist.stages.download import download
-from vae_mnist.stages.evaluate import FIGURES_DIR, METRICS_FILE, PER_DIGIT_FILE, evaluate
+from vae_mnist.stages.evaluate import evaluate
+from vae_mnist.stages.names import FIGURES_DIR, METRICS_FILE, PER_DIGIT_FILE
 from vae_mnist.stages.preprocess import preprocess
 from vae_mnist.stages.train import train
 

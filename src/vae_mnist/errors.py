@@ -65,6 +65,13 @@ class ExplorerError(VaeMnistError):
     """The explorer cannot show what was asked: no such version, no decoder, no latent means."""
 
 
+class ReportError(VaeMnistError):
+    """A side of a comparison cannot be read: no such revision, experiment or version, or no
+    evaluation to compare."""
+
+    exit_code = 2
+
+
 class Diverged(VaeMnistError):
     """Training's loss became NaN or infinite: nothing it would save is worth keeping."""
 

@@ -30,6 +30,24 @@ INTERPOLATION_PAIRS = [(0, 6), (1, 7), (2, 5), (3, 8), (4, 9)]  # digits, start 
 INTERPOLATION_STEPS = 10
 Decoder = Callable[[np.ndarray], np.ndarray]  # latent codes (N, d) -> images (N, 28, 28)
 
+# What each figure is drawn from besides the model, so that a comparison of two models knows when
+# their figures line up pixel for pixel (vae_mnist.report): the same test images, the same latent
+# plane (a 2-d latent: its own axes; wider, each model's own principal plane), the same draws
+# from the prior, or nothing (a chart, whose axes are its own).
+TEST_IMAGES, PLANE, PRIOR_DRAWS, CHART = "test images", "latent plane", "prior draws", "chart"
+RECONSTRUCTIONS, LATENT_SPACE, MANIFOLD = "reconstructions.png", "latent_space.png", "manifold.png"
+PRIOR, INTERPOLATIONS = "prior_samples.png", "interpolations.png"
+CURVES, PER_DIGIT = "training_curves.png", "per_digit_neg_elbo.png"
+DRAWN_FROM = {
+    RECONSTRUCTIONS: TEST_IMAGES,
+    LATENT_SPACE: PLANE,
+    MANIFOLD: PLANE,
+    PRIOR: PRIOR_DRAWS,
+    INTERPOLATIONS: TEST_IMAGES,
+    CURVES: CHART,
+    PER_DIGIT: CHART,
+}
+
 
 def _save(fig: plt.Figure, path: Path) -> None:
     fig.savefig(path, dpi=100, metadata=PNG_METADATA)
@@ -175,14 +193,12 @@ def render_all(
     """Every figure of the evaluate stage into `folder`. `reconstructed` holds the reconstructions
     of `images[first_of_each_digit(labels)]`, in that order."""
     chosen = first_of_each_digit(labels)
-    reconstructions(images[chosen], reconstructed, folder / "reconstructions.png")
-    latent_space(z_mean, labels, folder / "latent_space.png")
-    manifold(decode(manifold_codes(z_mean)), z_mean.shape[1], folder / "manifold.png")
-    samples(decode(prior_codes(z_mean.shape[1], seed)), folder / "prior_samples.png")
+    reconstructions(images[chosen], reconstructed, folder / RECONSTRUCTIONS)
+    latent_space(z_mean, labels, folder / LATENT_SPACE)
+    manifold(decode(manifold_codes(z_mean)), z_mean.shape[1], folder / MANIFOLD)
+    samples(decode(prior_codes(z_mean.shape[1], seed)), folder / PRIOR)
     interpolations(
-        decode(interpolation_codes(z_mean, chosen)),
-        INTERPOLATION_PAIRS,
-        folder / "interpolations.png",
+        decode(interpolation_codes(z_mean, chosen)), INTERPOLATION_PAIRS, folder / INTERPOLATIONS
     )
-    training_curves(history, folder / "training_curves.png")
-    per_digit_elbo(per_digit, folder / "per_digit_neg_elbo.png")
+    training_curves(history, folder / CURVES)
+    per_digit_elbo(per_digit, folder / PER_DIGIT)

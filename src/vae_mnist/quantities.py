@@ -31,6 +31,9 @@ EPOCH_NAMES = {
 HISTORY_COLUMNS = ("epoch", *EPOCH_NAMES.values())
 VAL_NEG_ELBO = metric(VAL, "neg_elbo")
 TEST_NEG_ELBO = metric(TEST, "neg_elbo")  # what the champion is chosen by
+# The test quantities where less is better (a bound, an error, a cost in bits); the others
+# (kl, iwae_gap, active_units) describe a model rather than rank it.
+LOWER_IS_BETTER = frozenset({"neg_elbo", "neg_iwae", "reconstruction", "bits_per_dim", "mse"})
 BEST = "best"  # prefix of the train run's summary: the values at its best epoch
 
 

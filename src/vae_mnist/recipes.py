@@ -27,9 +27,9 @@ from typing import Any
 
 import yaml
 
-from vae_mnist.config import PARAMS_FILE, load_config, read_named, with_overrides
+from vae_mnist.config import PARAMS_FILE, load_config, project_root, read_named, with_overrides
 from vae_mnist.errors import ConfigError, VaeMnistError, reports_errors
-from vae_mnist.quantities import TEST_NEG_ELBO
+from vae_mnist.quantities import TEST, TEST_NEG_ELBO
 from vae_mnist.stages.names import COMPUTED, EVALUATE
 
 RECIPES_FILE = Path("recipes.yaml")
@@ -164,16 +164,28 @@ def over_seeds(
             raise VaeMnistError(f"the experiment {name} failed (its output is above)")
     if not run:
         return
-    from vae_mnist.tracking.sweeps import experiment_metric
+    from vae_mnist.machine import fingerprint
+    from vae_mnist.noise import keep_spread
+    from vae_mnist.tensorflow_env import quiet_tensorflow
+    from vae_mnist.tracking.sweeps import experiment_metrics
 
     tracked = settings["mlflow.experiment_name"]
-    values = {name: experiment_metric(tracked, name, EVALUATE, TEST_NEG_ELBO) for name in runs}
-    if missing := [name for name, value in values.items() if value is None]:
+    found = {name: experiment_metrics(tracked, name, EVALUATE) or {} for name in runs}
+    if missing := [name for name, metrics in found.items() if TEST_NEG_ELBO not in metrics]:
         raise VaeMnistError(f"no finished evaluation of {', '.join(missing)} in MLflow")
+    values = {name: metrics[TEST_NEG_ELBO] for name, metrics in found.items()}
     print(f"{recipe.name}: {TEST_NEG_ELBO} over {seeds} seeds ({first}-{first + seeds - 1}): "
           f"{seed_summary(list(values.values()))}")  # fmt: skip
     for name, value in values.items():
         print(f"  {name}: {value:.2f}")
+    tests = {str(runs[name]): {k: v for k, v in metrics.items() if k.startswith(f"{TEST}/")}
+             for name, metrics in found.items()}  # fmt: skip
+    root = project_root()
+    quiet_tensorflow()  # the stages' settings, which their machine fingerprint records too
+    config = with_overrides(overrides, f"recipe {recipe.name}", root / PARAMS_FILE).flat()
+    kept = keep_spread(root, config, tests, fingerprint(root)["id"])
+    print(f"its seed-to-seed spread, the yardstick of `make report`, is kept in "
+          f"{kept.path.relative_to(root)}: commit it to share it")  # fmt: skip
 
 
 def seed_summary(values: list[float]) -> str:

@@ -14,8 +14,8 @@ lineage is held against the record:
   differs from the record by less than the seeds of this configuration differ among themselves;
 - beyond noise (exit 1); cannot reproduce (exit 2: one line naming what is missing).
 
-The seed-to-seed spread is measured, not assumed: the rebuild and SEEDS - 1 more seeds of the same
-params, kept in reports/noise/<digest of the params>.json: each configuration is measured once.
+The seed-to-seed spread is measured, not assumed: the rebuild and SEEDS - 1 more seeds of the
+same params, kept by noise.py in reports/noise/: each configuration is measured once.
 The verdict is tagged on the version, `reproduced/<machine id>`, so the MLflow UI shows it.
 """
 
@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
-import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -42,7 +40,7 @@ from ruamel.yaml import YAML
 from vae_mnist.config import PARAMS_FILE, load_config, project_root, set_dotted
 from vae_mnist.errors import CannotReproduce, reports_errors
 from vae_mnist.machine import fingerprint, lock_digest
-from vae_mnist.outputs import atomic_file
+from vae_mnist.noise import keep_spread, read_spread
 from vae_mnist.stages.names import PREPROCESS, TRAIN
 from vae_mnist.tensorflow_env import quiet_tensorflow
 from vae_mnist.tracking.lineage import (
@@ -56,7 +54,6 @@ from vae_mnist.tracking.store import shown_uri, sqlite_uri
 from vae_mnist.tracking.versions import find_version
 
 SEEDS = 4  # seeds whose spread is the yardstick: the rebuild's own and three more
-NOISE_DIR = Path("reports/noise")  # in git beside the DVC outs: small, and shared
 RAW = "data/raw"  # the download stage's out: from the DVC cache when it holds it
 FIRST_COMPUTED, TRAINED = PREPROCESS, TRAIN  # the stages rebuilt from the raw files on
 SOURCES = ("checkout", "pull")  # the raw files from the DVC cache, else from the DVC remote
@@ -241,13 +238,6 @@ def _n(value: float | None) -> str:
     return "none" if value is None else f"{value:.6g}"
 
 
-def noise_file(root: Path, params: Mapping[str, str]) -> Path:
-    """Where the spread of this configuration (its params but the seed) is kept."""
-    kept = {k: v for k, v in sorted(params.items()) if k != "seed"}
-    digest = hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
-    return root / NOISE_DIR / f"{digest}.json"
-
-
 def seed_spread(
     tree: Path,
     env: Mapping[str, str],
@@ -259,9 +249,8 @@ def seed_spread(
 ) -> dict[str, float]:
     """Each test metric's range over `seeds` seeds of `first`'s params: measured once per
     configuration (the rebuild is the first seed), then read from reports/noise/."""
-    path = noise_file(root, first.params)
-    if path.is_file():
-        return json.loads(path.read_text())["range"]
+    if (kept := read_spread(root, first.params)) is not None:
+        return kept.range
     base = int(first.params["seed"])
     others = [base + i for i in range(1, seeds)]
     print(
@@ -275,17 +264,9 @@ def seed_spread(
         run = {"cwd": tree, "env": dict(env), "capture_output": True, "text": True}
         _repro(["dvc", "repro", "--no-run-cache"], run)
         runs[str(seed)] = rebuilt_lineage(tree, model_name).metrics
-    metrics = sorted(first.metrics)
-    spread = {
-        m: max(r[m] for r in runs.values()) - min(r[m] for r in runs.values()) for m in metrics
-    }
-    record = {"params": {k: v for k, v in first.params.items() if k != "seed"}, "runs": runs,
-              "range": spread, "machine": fingerprint(root)["id"]}  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path) as staged:
-        staged.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    print(f"the spread is kept in {path.relative_to(root)}: commit it to share it")
-    return spread
+    spread = keep_spread(root, first.params, runs, fingerprint(root)["id"])
+    print(f"the spread is kept in {spread.path.relative_to(root)}: commit it to share it")
+    return spread.range
 
 
 def reproduce(ref: str, seeds: int = SEEDS, keep: bool = False) -> Verdict:

@@ -28,6 +28,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from dvclive import Live
 from keras import ops
 
 from vae_mnist.config import Config, TrainConfig
@@ -135,6 +136,26 @@ class EpochRecorder(keras.callbacks.Callback):
                 "train.learning_rate, a larger train.batch_size or KL warm-up avoid it)"
             )
         self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
+
+
+class EpochLog(keras.callbacks.Callback):
+    """DVCLive's logger, under the history's names, one step per epoch counted from 1.
+
+    Each step writes every file (`next_step`), so `Live.end()` is not called: inside `dvc exp run`
+    it git-adds its folder unless the folder is a stage's out, and the train stage has DVCLive
+    write into a staging folder that becomes the out only once training has succeeded.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.live = Live(str(folder), save_dvc_exp=False, dvcyaml=False, report=None)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.live.step = epoch + 1
+        for key, value in (logs or {}).items():
+            if key in EPOCH_NAMES:
+                self.live.log_metric(EPOCH_NAMES[key], float(value))
+        self.live.next_step()
 
 
 @dataclass

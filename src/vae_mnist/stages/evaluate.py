@@ -21,12 +21,10 @@ from vae_mnist.metrics import (
 from vae_mnist.model import VAE, load_vae
 from vae_mnist.outputs import atomic_directory, file_sha256, json_text
 from vae_mnist.quantities import TEST, metric
+from vae_mnist.stages.names import FIGURES_DIR, METRICS_FILE, PER_DIGIT_FILE
 from vae_mnist.tracking import names, registry
 from vae_mnist.tracking.runs import log_dataset, stage_run
 
-METRICS_FILE = "metrics.json"  # the headline numbers: dvc.yaml's metrics, `dvc exp show` columns
-PER_DIGIT_FILE = "per_digit.json"  # the same means per digit: a DVC plot, one record per digit
-FIGURES_DIR = "figures"
 PARAMS = ("seed", "data.binarize", "evaluate.iwae_samples")
 
 

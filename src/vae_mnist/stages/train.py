@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from vae_mnist import distribution, history
+from vae_mnist import distribution
 from vae_mnist.config import Config
 from vae_mnist.data.arrays import array_digest, load_split, split_files
 from vae_mnist.outputs import atomic_directory, file_sha256
 from vae_mnist.tracking.models import EpochMetrics, log_model
 from vae_mnist.tracking.runs import log_dataset, stage_run
-from vae_mnist.training import fit_vae
+from vae_mnist.training import EpochLog, fit_vae
 from vae_mnist.trials import pruning_callbacks
 
 SPLITS = ("train", "val")
@@ -45,7 +45,7 @@ def train(
                 for split, (images, labels) in splits.items()
             }
             staging = chief_only.enter_context(atomic_directory(history_dir))
-            callbacks = [EpochMetrics(datasets), history.EpochLog(staging), *pruning_callbacks()]
+            callbacks = [EpochMetrics(datasets), EpochLog(staging), *pruning_callbacks()]
             save_to = model_path
         trained = fit_vae(
             config,

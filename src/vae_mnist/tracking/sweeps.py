@@ -56,9 +56,9 @@ def sweep_run(experiment: str, sweep: str, storage: str) -> str:
     return run_id
 
 
-def experiment_metric(experiment: str, dvc_experiment: str, stage: str, name: str) -> float | None:
-    """A metric of the stage's finished run in a DVC experiment (the latest; None: no such run
-    or metric)."""
+def experiment_metrics(experiment: str, dvc_experiment: str, stage: str) -> dict[str, float] | None:
+    """The metrics of the stage's finished run in a DVC experiment (the latest; None: no such
+    run)."""
     client = MlflowClient()
     runs = client.search_runs(
         [experiment_id(experiment)],
@@ -67,7 +67,13 @@ def experiment_metric(experiment: str, dvc_experiment: str, stage: str, name: st
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
-    return runs[0].data.metrics.get(name) if runs else None
+    return dict(runs[0].data.metrics) if runs else None
+
+
+def experiment_metric(experiment: str, dvc_experiment: str, stage: str, name: str) -> float | None:
+    """A metric of the stage's finished run in a DVC experiment (the latest; None: no such run
+    or metric)."""
+    return (experiment_metrics(experiment, dvc_experiment, stage) or {}).get(name)
 
 
 def report(

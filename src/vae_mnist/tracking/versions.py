@@ -189,3 +189,66 @@ def download_latent(model_name: str, version: str, run_id: str, folder: Path) ->
             "EXPLORE_VERSION=<number>)"
         )
     return Path(latent)
+
+
+def version_url(model_name: str, version: str) -> str:
+    """The version's page in the MLflow UI."""
+    return f"{ui_base()}/#/models/{model_name}/versions/{version}"
+
+
+def champion(model_name: str) -> str | None:
+    """The version that holds the champion alias; None: no version does."""
+    return next((v for v, held in aliases(model_name).items() if names.CHAMPION in held), None)
+
+
+def with_model(model_name: str, model_sha256: str) -> str | None:
+    """The newest version whose model file has this sha256 (None: no version of this store
+    registered those bytes)."""
+    for v in all_versions(model_name):
+        if v.tags.get(names.MODEL_DIGEST) == model_sha256:
+            return str(v.version)
+    return None
+
+
+def history(run_id: str, quantities: list[str]) -> dict[str, list[tuple[int, float]]]:
+    """Each quantity's per-epoch values as the training run logged them: (epoch, value)."""
+    client = _client()
+    found = {}
+    for name in quantities:
+        points = _answering(f"run {run_id}", lambda n=name: client.get_metric_history(run_id, n))
+        if points:
+            found[name] = sorted((int(p.step), float(p.value)) for p in points)
+    return found
+
+
+def evaluation_files(run_id: str, files: list[str], folder: Path) -> dict[str, Path]:
+    """The files that the latest evaluation of the training run `run_id` logged (those it has),
+    downloaded into `folder`."""
+    client = _client()
+    experiment = _answering(f"run {run_id}", lambda: client.get_run(run_id)).info.experiment_id
+    runs = _answering(
+        f"the evaluations of run {run_id}",
+        lambda: client.search_runs(
+            [experiment],
+            f"tags.{names.TRAIN_RUN} = '{run_id}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        ),
+    )
+    found = {}
+    for name in files if runs else []:
+        try:
+            found[name] = Path(
+                _download(run_id=runs[0].info.run_id, artifact_path=name, dst_path=str(folder))
+            )
+        except (MlflowException, OSError):
+            continue
+    return found
+
+
+def run_folder(run_id: str, artifact_path: str, folder: Path) -> Path | None:
+    """A folder of the run's artifacts, downloaded into `folder`; None: the run has none."""
+    try:
+        return Path(_download(run_id=run_id, artifact_path=artifact_path, dst_path=str(folder)))
+    except (MlflowException, OSError):
+        return None
