@@ -38,7 +38,7 @@ def build(base: Side, others: Sequence[Side], root: Path) -> Document:
         doc.paragraph(line)
     doc.heading("Sides")
     doc.table(
-        ["side", "model sha256", "registered version", "champion", "training run"],
+        ["side", "model sha256", "registered version", "champion", "training run", "test images"],
         [_side_row(s) for s in sides],
     )
     for side in sides:
@@ -121,14 +121,15 @@ def _side_row(side: Side) -> list[Cell]:
     digest = side.model_sha256[:12] if side.model_sha256 else judge.MISSING
     t = side.tracked
     if t is None:
-        return [side.label, digest, "not registered in this store", judge.MISSING, judge.MISSING]
+        return [side.label, digest, "not registered in this store", judge.MISSING, judge.MISSING,
+                side.test_images or judge.MISSING]  # fmt: skip
     aliases = f" (@{', @'.join(t.aliases)})" if t.aliases else ""
     if t.champion == t.version:
         standing = "champion"
     else:
         standing = f"not champion (v{t.champion} is)" if t.champion else "no champion"
     return [side.label, digest, (f"{t.model} v{t.version}{aliases}", t.version_url), standing,
-            ("MLflow run", t.run_url)]  # fmt: skip
+            ("MLflow run", t.run_url), side.test_images or judge.MISSING]  # fmt: skip
 
 
 def _ranges(spreads: dict[int, Spread | None], *sides: Side) -> list[dict[str, float]]:

@@ -261,9 +261,8 @@ def from_version(ref: str, model_name: str) -> Side:
         evaluated = json.loads(found[METRICS_FILE].read_text()) if METRICS_FILE in found else {}
         records = json.loads(found[PER_DIGIT_FILE].read_text()) if PER_DIGIT_FILE in found else []
         figures_dir = versions.run_folder(lineage.run_id, FIGURES_DIR, Path(folder) / "run")
-        figures = {
-            p.name: p.read_bytes() for p in sorted((figures_dir or Path(folder)).glob("*.png"))
-        }
+        pictures = sorted(figures_dir.glob("*.png")) if figures_dir else []
+        figures = {p.name: p.read_bytes() for p in pictures}
     return Side(
         name=ref,
         label=label,
