@@ -140,6 +140,7 @@ def compared(built_pipeline: Repo, tmp_path_factory: pytest.TempPathFactory) -> 
     the workspace as `dvc exp run` leaves it."""
     repo = built_pipeline.copy(tmp_path_factory.mktemp("report") / "repo")
     repo.dvc("exp", "run", "-n", EXPERIMENT, "-S", "train.learning_rate=0.003")
+    repo.printed = report(repo).stdout  # `make report`: the workspace against HEAD
     return repo
 
 
@@ -147,8 +148,8 @@ def report(repo: Repo, *args: str, check: bool = True) -> subprocess.CompletedPr
     return repo.run(str(BIN / "python"), "-m", "vae_mnist.report", *args, check=check)
 
 
-def out(repo: Repo) -> Path:
-    return repo.root / "reports" / "compare"
+def out(repo: Repo, folder: str = "compare") -> Path:
+    return repo.root / "reports" / folder
 
 
 def table(text: str, heading: str) -> list[list[str]]:
@@ -169,8 +170,7 @@ def spread(repo: Repo, neg_elbo: float) -> Path:
 def test_the_report_names_the_changed_params_and_judges_against_the_measured_spread(
     compared: Repo, built_pipeline: Repo
 ) -> None:
-    printed = report(compared).stdout
-    assert printed.strip().endswith(str(out(compared) / "index.html"))
+    assert compared.printed.strip().endswith(str(out(compared) / "index.html"))
     text = (out(compared) / "report.md").read_text()
     assert {row[0]: row[1:] for row in table(text, "Params that differ")} == CHANGED
     rows = {row[0]: row for row in table(text, "Test metrics")}
@@ -178,13 +178,14 @@ def test_the_report_names_the_changed_params_and_judges_against_the_measured_spr
     delta = other - base
     assert rows[TEST_NEG_ELBO][-1] == judge.UNJUDGED  # no spread measured for the shrunk params
 
+    judged = out(compared, "judged")
     kept = spread(compared, abs(delta) * 2)
-    report(compared)
-    rows = {row[0]: row for row in table((out(compared) / "report.md").read_text(), "Test metrics")}
+    report(compared, "--out", str(judged))
+    rows = {row[0]: row for row in table((judged / "report.md").read_text(), "Test metrics")}
     assert rows[TEST_NEG_ELBO][-1] == judge.WITHIN
     spread(compared, abs(delta) / 2)
-    printed = report(compared).stdout
-    rows = {row[0]: row for row in table((out(compared) / "report.md").read_text(), "Test metrics")}
+    printed = report(compared, "--out", str(judged)).stdout
+    rows = {row[0]: row for row in table((judged / "report.md").read_text(), "Test metrics")}
     beyond = ("better" if delta < 0 else "worse") + " beyond noise"
     assert rows[TEST_NEG_ELBO][-1] == beyond and printed.splitlines()[0].endswith(beyond)
     kept.unlink()
@@ -194,7 +195,6 @@ def test_the_report_names_the_changed_params_and_judges_against_the_measured_spr
 def test_the_figures_are_the_sides_own_and_the_curves_dvclive_s_values(
     compared: Repo, built_pipeline: Repo
 ) -> None:
-    report(compared)
     html = (out(compared) / "index.html").read_text()
     shown = {
         name: base64.b64decode(data)
@@ -226,9 +226,10 @@ def test_a_registered_version_compares_with_an_experiment_without_a_checkout(
     compared: Repo, built_pipeline: Repo
 ) -> None:
     head = compared.run("git", "rev-parse", "HEAD").stdout
-    printed = report(compared, "--base", "v1", EXPERIMENT).stdout
+    versus = out(compared, "versus")
+    printed = report(compared, "--base", "v1", EXPERIMENT, "--out", str(versus)).stdout
     assert compared.run("git", "rev-parse", "HEAD").stdout == head
-    text = (out(compared) / "report.md").read_text()
+    text = (versus / "report.md").read_text()
     sides = {row[0]: row for row in table(text, "Sides")}
     assert set(sides) == {"vae-mnist v1", f"experiment {EXPERIMENT} ({_exp_commit(compared)})"}
     version, standing = sides["vae-mnist v1"][2:4]
@@ -236,7 +237,7 @@ def test_a_registered_version_compares_with_an_experiment_without_a_checkout(
     assert standing == ("champion" if "@champion" in version else "not champion (v2 is)")
     assert {row[0]: row[1:] for row in table(text, "Params that differ")} == CHANGED
     assert printed.startswith(f"{TEST_NEG_ELBO}: experiment {EXPERIMENT}")
-    curves = json.loads((out(compared) / "curves.json").read_text())
+    curves = json.loads((versus / "curves.json").read_text())
     for quantity in EPOCH_NAMES.values():  # the version's curves: its training run's own
         written = metric_file(built_pipeline.root / "reports/training", quantity).read_text()
         steps, values = zip(*parse(written, quantity), strict=True)
@@ -253,7 +254,6 @@ def _exp_commit(repo: Repo) -> str:
 
 @pytest.mark.e2e
 def test_the_markdown_parses_and_every_image_link_resolves(compared: Repo) -> None:
-    report(compared)
     text = (out(compared) / "report.md").read_text()
     tokens = MarkdownIt("gfm-like").parse(text)
     images = [t.attrGet("src") for t in _inline(tokens) if t.type == "image"]
@@ -271,7 +271,6 @@ def test_the_page_shows_every_image_offline_in_chromium(compared: Repo) -> None:
 
     from .test_explorer_browser import ARTIFACTS, chromium
 
-    report(compared)
     index = out(compared) / "index.html"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
