@@ -17,7 +17,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_SYSTEM_CERTS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help env repro report reproduce promote rollback champion-log test test-fast lint format deps ui serve explore browser-deps recipe sweep bench bench-floats mutation
+.PHONY: help env repro docs docs-serve docs-pictures report reproduce promote rollback champion-log test test-fast lint format deps ui serve explore browser-deps recipe sweep bench bench-floats mutation
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,7 +26,7 @@ help: ## list the targets
 # that one call named and the next did not), and one TensorFlow build: TF=cpu, or TF=gpu on a CUDA machine.
 TF ?= cpu
 env: | $(UV) ## create or update .venv from uv.lock (fast when up to date)
-	@$(UV) sync --locked --quiet --extra s3 --extra team --extra sweep --extra $(TF)
+	@$(UV) sync --locked --quiet --extra s3 --extra team --extra sweep --extra $(TF) --group docs
 
 $(TOOLS)/bin/uv: # bootstrap uv inside its own venv (PEP 668 forbids pip outside one)
 	$(BOOTSTRAP_PYTHON) -m venv $(TOOLS)
@@ -120,6 +120,21 @@ recipe: env ## run a recipe of recipes.yaml as the DVC experiment of its name: m
 sweep: env ## an Optuna sweep whose trials are DVC experiments: make sweep S=<name> [N=20] [J=2]
 	@test -n "$(S)" || { echo "which sweep? make sweep S=<name>; python -m vae_mnist.sweeps list"; exit 2; }
 	python -m vae_mnist.sweeps run $(S) $(if $(N),-n $(N)) $(if $(J),-j $(J))
+
+# The documentation site (mkdocs.yml, docs/): strict, so that a broken link, a missing page or an
+# unknown anchor fails the build. Its pictures come from docs/pictures.py (a pipeline run, the
+# store's versions and Chromium needed); REPORT_BASE and REPORT_OTHER pick report.png's sides.
+export NO_MKDOCS_2_WARNING := 1
+DOCS_PORT ?= 8000
+docs: env ## build the documentation site into site/ (strict: broken links and anchors fail)
+	mkdocs build --strict
+	@echo "site/index.html"
+
+docs-serve: env ## serve the documentation on http://127.0.0.1:8000, rebuilt on every edit
+	mkdocs serve --strict --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+docs-pictures: env ## make docs/images/ again from the project (dag, curves, report, explorer, model page)
+	python docs/pictures.py
 
 bench: env ## training speed: this machine's GEMM limit, the trainer, a plain model.fit
 	python benchmarks/train_throughput.py

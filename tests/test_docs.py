@@ -1,0 +1,189 @@
+"""The documentation: the site builds strict (a broken link fails it), every `make` target and every
+param is documented on some page, every README link resolves, the blocks marked runnable run on
+the shrunk pipeline, and the built site shows its navigation and pictures in Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from markdown_it import MarkdownIt
+
+from vae_mnist.config import PARAMS_FILE, load_config
+
+from .conftest import REPO
+from .workspace import BIN, Repo
+
+DOCS = REPO / "docs"
+RUNNABLE = "<!-- runnable -->"  # on the line before a fence: the block runs in a test
+# In a copy of the repository `make` would build the copy's own .venv; its blocks use this one.
+PRELUDE = 'set -euo pipefail\nmake() { command make -o env "$@"; }\n'
+
+
+def pages() -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted(DOCS.glob("*.md"))}
+
+
+def build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    return subprocess.run(
+        [str(BIN / "mkdocs"), "build", "--strict", "-f", str(config), "-d", str(site)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("site") / "site"
+    built = build(REPO / "mkdocs.yml", folder)
+    assert built.returncode == 0, built.stderr
+    return folder
+
+
+def test_the_site_builds_strict_and_a_broken_link_fails_it(site: Path, tmp_path: Path) -> None:
+    assert (site / "index.html").is_file() and (site / "compare.html").is_file()
+    copy = tmp_path / "repo"
+    shutil.copytree(DOCS, copy / "docs", ignore=shutil.ignore_patterns("*.py"))
+    shutil.copy(REPO / "mkdocs.yml", copy)
+    page = copy / "docs" / "results.md"
+    page.write_text(page.read_text() + "\nSee [the recipes](experiments.md#no-such-anchor).\n")
+    broken = build(copy / "mkdocs.yml", tmp_path / "site")
+    assert broken.returncode != 0 and "no-such-anchor" in broken.stderr
+
+
+def test_every_make_target_is_documented() -> None:
+    listed = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True)
+    targets = re.findall(r"^  make (\S+)", listed.stdout, re.M)
+    assert len(targets) > 20 and "report" in targets and "docs" in targets
+    text = "\n".join(pages().values())
+    missing = [t for t in targets if not re.search(rf"(?:`|^)make {re.escape(t)}\b", text, re.M)]
+    assert missing == [], f"no page names these (`make <target>`, or a block's line): {missing}"
+
+
+def test_every_param_is_documented() -> None:
+    keys = load_config(REPO / PARAMS_FILE).flat()
+    text = "\n".join(pages().values())
+    missing = [k for k in keys if f"`{k}`" not in text and f"`{k}:" not in text]
+    assert missing == [], f"params no page names (`section.key`): {missing}"
+
+
+def _links(text: str) -> list[str]:
+    found = []
+    for token in MarkdownIt("gfm-like").parse(text):
+        for child in token.children or []:
+            if child.type in ("link_open", "image"):
+                found.append(child.attrGet("href") or child.attrGet("src"))
+    return found
+
+
+def _anchors(page: Path) -> set[str]:
+    """The ids MkDocs gives a page's headings (its toc extension's slugs)."""
+    from markdown.extensions.toc import slugify
+
+    headings = re.findall(r"^#+ (.+)$", page.read_text(), re.M)
+    return {slugify(re.sub(r"[`*]", "", h), "-") for h in headings}
+
+
+def test_every_readme_link_resolves_to_a_page_or_a_file() -> None:
+    links = _links((REPO / "README.md").read_text())
+    local = [link for link in links if not re.match(r"https?://", link)]
+    assert len(local) >= 15
+    for link in local:
+        path, _, anchor = link.partition("#")
+        target = REPO / path
+        assert target.exists(), link
+        if anchor:
+            assert anchor in _anchors(target), link
+    pages_linked = {Path(link.partition("#")[0]).name for link in local if link.startswith("docs/")}
+    assert pages_linked >= {"compare.md", "team.md", "reproduce.md", "sweeps.md", "serving.md"}
+
+
+def test_the_readme_is_a_landing_page() -> None:
+    lines = (REPO / "README.md").read_text().splitlines()
+    assert len(lines) <= 150
+    text = "\n".join(lines)
+    assert "make repro" in text and "make test" in text and "| `evaluate` |" in text
+
+
+def runnable_blocks(text: str) -> list[tuple[str, str]]:
+    """(language, code) of each fenced block whose line before is the RUNNABLE mark."""
+    return re.findall(rf"{re.escape(RUNNABLE)}\n```(\w+)\n(.*?)\n```", text, re.S)
+
+
+def run_block(repo: Repo, language: str, code: str) -> subprocess.CompletedProcess[str]:
+    """A shell block through bash (`make` without setting up .venv), a Python block through the
+    environment's Python, in the repository's root."""
+    command = (["bash", "-c", PRELUDE + code] if language in ("bash", "sh")
+               else [str(BIN / "python"), "-c", code])  # fmt: skip
+    return repo.run(*command, check=False)
+
+
+def test_a_block_that_fails_fails_its_page(tmp_path: Path) -> None:
+    repo = object.__new__(Repo)
+    repo.root, repo.env = tmp_path, {"PATH": os.environ["PATH"]}
+    text = f"{RUNNABLE}\n```bash\necho one\nno-such-command --flag\necho two\n```\n"
+    ((language, code),) = runnable_blocks(text)
+    done = run_block(repo, language, code)
+    assert done.returncode != 0 and "two" not in done.stdout
+
+
+RUN_PAGES = ["getting-started.md", "experiments.md", "compare.md", "tracking.md"]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", RUN_PAGES)
+def test_the_runnable_blocks_of_a_page_run_on_the_shrunk_pipeline(
+    name: str, pipeline: Repo
+) -> None:
+    blocks = runnable_blocks((DOCS / name).read_text())
+    assert blocks, f"{name} marks no block {RUNNABLE}"
+    (pipeline.root / ".venv").symlink_to(BIN.parent)  # where the blocks find dvc, as a user's
+    for language, code in blocks:
+        done = run_block(pipeline, language, code)
+        said = f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        assert done.returncode == 0, f"{name}:\n{code}\n{said}"
+
+
+@pytest.mark.browser
+def test_the_site_shows_its_navigation_and_pictures_in_chromium(site: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from .test_explorer_browser import ARTIFACTS, chromium
+
+    seen = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        try:
+            view = browser.new_page(viewport={"width": 1280, "height": 900})
+            requested: list[str] = []
+            view.on("request", lambda r: requested.append(r.url))
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            for page, shot in (
+                ("index.html", "docs-home.png"),
+                ("compare.html", "docs-compare.png"),
+            ):
+                view.goto((site / page).as_uri())
+                view.wait_for_load_state("load")
+                seen[page] = view.evaluate(
+                    "[Array.from(document.querySelectorAll('nav a'))"
+                    ".map(a => a.textContent.trim()),"
+                    " Array.from(document.images).map(i => [i.complete, i.naturalWidth])]"
+                )
+                view.screenshot(path=str(ARTIFACTS / shot))
+        finally:
+            browser.close()
+    for page, (nav, images) in seen.items():
+        assert {"Comparing runs", "The team stack", "Reproducing a version"} <= set(nav), page
+        assert images and all(done and width > 0 for done, width in images), page
+    assert all(url.startswith("file://") for url in requested)  # the site fetches nothing
+
+
+def test_the_nav_lists_every_page() -> None:
+    config = yaml.safe_load((REPO / "mkdocs.yml").read_text())
+    listed = {next(iter(entry.values())) for entry in config["nav"]}
+    assert listed == set(pages())
