@@ -16,6 +16,7 @@ from markdown_it import MarkdownIt
 
 from vae_mnist.config import PARAMS_FILE, load_config
 
+from .browser import ARTIFACTS, chromium_page
 from .conftest import REPO
 from .workspace import BIN, Repo
 
@@ -151,36 +152,20 @@ def test_the_runnable_blocks_of_a_page_run_on_the_shrunk_pipeline(
 
 @pytest.mark.browser
 def test_the_site_shows_its_navigation_and_pictures_in_chromium(site: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    from .test_explorer_browser import ARTIFACTS, chromium
-
     seen = {}
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-        try:
-            view = browser.new_page(viewport={"width": 1280, "height": 900})
-            requested: list[str] = []
-            view.on("request", lambda r: requested.append(r.url))
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            for page, shot in (
-                ("index.html", "docs-home.png"),
-                ("compare.html", "docs-compare.png"),
-            ):
-                view.goto((site / page).as_uri())
-                view.wait_for_load_state("load")
-                seen[page] = view.evaluate(
-                    "[Array.from(document.querySelectorAll('nav a'))"
-                    ".map(a => a.textContent.trim()),"
-                    " Array.from(document.images).map(i => [i.complete, i.naturalWidth])]"
-                )
-                view.screenshot(path=str(ARTIFACTS / shot))
-        finally:
-            browser.close()
+    with chromium_page() as view:
+        for page, shot in (("index.html", "docs-home.png"), ("compare.html", "docs-compare.png")):
+            view.goto((site / page).as_uri())
+            view.wait_for_load_state("load")
+            seen[page] = view.evaluate(
+                "[Array.from(document.querySelectorAll('nav a')).map(a => a.textContent.trim()),"
+                " Array.from(document.images).map(i => [i.complete, i.naturalWidth])]"
+            )
+            view.screenshot(path=str(ARTIFACTS / shot))
     for page, (nav, images) in seen.items():
         assert {"Comparing runs", "The team stack", "Reproducing a version"} <= set(nav), page
         assert images and all(done and width > 0 for done, width in images), page
-    assert all(url.startswith("file://") for url in requested)  # the site fetches nothing
+    assert all(url.startswith("file://") for url in view.requested)  # the site fetches nothing
 
 
 def test_the_nav_lists_every_page() -> None:

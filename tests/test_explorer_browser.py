@@ -4,33 +4,17 @@ to click through. A screenshot of the page is kept as a test artifact."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 
+from .browser import ARTIFACTS, chromium
 from .conftest import REPO, override, real_mnist
 from .registered import Store, explorer, register
 
 pytestmark = pytest.mark.browser
-
-ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", REPO / "test-artifacts"))
-CHROMIUM = ("chromium", "chromium-browser")  # Debian's name, and Ubuntu's
-
-
-def chromium() -> str:
-    """The system Chromium; skip (outside CI) or fail (in CI, which installs it) without one."""
-    for name in CHROMIUM:
-        if found := shutil.which(name):
-            return found
-    reason = "no chromium on PATH: the browser test drives Debian's (apt-get install chromium)"
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must install it: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

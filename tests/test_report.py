@@ -27,6 +27,7 @@ from vae_mnist.report import judge
 from vae_mnist.report.render import Document, markdown, page
 from vae_mnist.report.sides import Files, params_of
 
+from .browser import ARTIFACTS, chromium_page
 from .workspace import BIN, Repo
 
 EXPERIMENT = "faster"  # the other tiny version: HEAD's params but the learning rate
@@ -267,28 +268,14 @@ def test_the_markdown_parses_and_every_image_link_resolves(compared: Repo) -> No
 @pytest.mark.e2e
 @pytest.mark.browser
 def test_the_page_shows_every_image_offline_in_chromium(compared: Repo) -> None:
-    from playwright.sync_api import sync_playwright
-
-    from .test_explorer_browser import ARTIFACTS, chromium
-
     index = out(compared) / "index.html"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-        try:
-            view = browser.new_page(viewport={"width": 1400, "height": 900})
-            requested: list[str] = []
-            view.on("request", lambda r: requested.append(r.url))
-            view.goto(index.as_uri())
-            view.wait_for_load_state("load")
-            images = view.evaluate(
-                "Array.from(document.images).map(i => [i.complete, i.naturalWidth])"
-            )
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            view.screenshot(path=str(ARTIFACTS / "report.png"))
-        finally:
-            browser.close()
+    with chromium_page(1400) as view:
+        view.goto(index.as_uri())
+        view.wait_for_load_state("load")
+        images = view.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+        view.screenshot(path=str(ARTIFACTS / "report.png"))
     assert len(images) > 10 and all(done and width > 0 for done, width in images)
-    assert requested == [index.as_uri()]  # nothing but the file itself
+    assert view.requested == [index.as_uri()]  # nothing but the file itself
 
 
 @pytest.mark.e2e
