@@ -62,7 +62,7 @@ champion-log: env ## every recorded move of @champion: when, who, from, to, why
 	python -m vae_mnist.tracking champion-log
 
 # pytest-xdist workers; the tests that share a started stack or a module's fixture stay in one
-# (conftest.worker_group). Measured on 2 cores, the whole suite: 1 worker 19:55, 2 14:00, 3 12:26
+# (conftest.worker_group). On 2 cores, a fresh clone's whole .ci/run: 3 workers 17:39, 4 17:11
 # (a test waits on processes and servers a good part of its time). TEST_WORKERS=0: no workers.
 TEST_WORKERS ?= 4
 PYTEST := python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
