@@ -20,6 +20,7 @@ from markdown_it import MarkdownIt
 from PIL import Image
 
 from vae_mnist import figures
+from vae_mnist.errors import ReportError
 from vae_mnist.history import metric_file, parse
 from vae_mnist.noise import keep_spread
 from vae_mnist.quantities import EPOCH_NAMES, TEST_NEG_ELBO
@@ -28,6 +29,7 @@ from vae_mnist.report.render import Document, markdown, page
 from vae_mnist.report.sides import Files, params_of
 
 from .browser import ARTIFACTS, chromium_page
+from .conftest import REPO
 from .workspace import BIN, Repo
 
 EXPERIMENT = "faster"  # the other tiny version: HEAD's params but the learning rate
@@ -124,6 +126,19 @@ def test_the_markdown_and_the_page_hold_the_same_pictures_and_links() -> None:
     assert any(t.type == "table_open" for t in tokens)  # the escaped | stays in its cell
     html = page(doc)
     assert html.count("data:image/png;base64,") == 1 and 'src="http' not in html
+
+
+def test_params_that_today_s_rules_reject_are_shown_as_written_with_a_note() -> None:
+    text = (REPO / "params.yaml").read_text().replace("floats: native", "precision: high")
+    files = Files(lambda path: text.encode() if path == "params.yaml" else None, lambda _: [])
+    notes: list[str] = []
+    params = params_of(files, "HEAD~40", notes)
+    assert params["precision"] == "high" and "floats" not in params
+    assert params["model.hidden_units"] == "[512, 256, 128]"  # as MLflow logs a list
+    (note,) = notes
+    assert "params.yaml" in note and "shown as written" in note
+    with pytest.raises(ReportError, match=r"HEAD~40: params\.yaml"):
+        params_of(Files(lambda _: b"- not a mapping", lambda _: []), "HEAD~40")
 
 
 def _inline(tokens):
@@ -286,6 +301,8 @@ def test_a_side_it_cannot_read_is_one_line_and_exit_2(compared: Repo) -> None:
         (["no-such-experiment"], "'no-such-experiment' is no git revision or DVC experiment"),
         (["--base", "v99"], "vae-mnist has no version 99"),
         (["--base", "@best"], "no version of vae-mnist holds the alias 'best'"),
+        # the commit before the shrunk pipeline ran: its dvc.lock's outs were never cached here
+        (["--base", "HEAD~1"], "reports/evaluation (in its dvc.lock) is neither in the DVC cache"),
     ]:
         failed = report(compared, *args, check=False)
         assert failed.returncode == 2, failed.stderr

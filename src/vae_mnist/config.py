@@ -130,7 +130,7 @@ class Config(_Section):
 
     def flat(self) -> dict[str, Any]:
         """Dotted keys (`model.latent_dim`) as MLflow params and DVC's `-S` name them."""
-        return _flatten(self.model_dump())
+        return flatten(self.model_dump())
 
 
 def eval_rows(k: int) -> int:
@@ -156,11 +156,12 @@ def _limit(message: str) -> PydanticCustomError:
     return PydanticCustomError("config_limit", "{message}", {"message": message})
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A params tree's values by dotted key (`model.latent_dim`)."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
     return flat

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from vae_mnist import history
-from vae_mnist.config import PARAMS_FILE, load_config
+from vae_mnist.config import PARAMS_FILE, flatten, load_config
 from vae_mnist.errors import ConfigError, ReportError, TrackingError, VaeMnistError
 from vae_mnist.quantities import EPOCH_NAMES, TEST, metric
 from vae_mnist.stages.names import EVALUATE, FIGURES_DIR, METRICS_FILE, PER_DIGIT_FILE, TRAIN
@@ -31,7 +31,7 @@ from vae_mnist.tracking.lineage import read_lineage
 from vae_mnist.tracking.store import require_store, shown_uri
 
 WORKSPACE = "workspace"
-DVC_YAML = "dvc.yaml"
+DVC_YAML, DVC_LOCK = "dvc.yaml", "dvc.lock"
 _VERSION = re.compile(r"v?\d+|@.+")  # 3, v3, @champion: a registered version, never a revision
 
 
@@ -65,8 +65,14 @@ class Side:
 class Files:
     """The files of a tree: the workspace's own, or DVC's view of a commit."""
 
-    def __init__(self, read: Callable[[str], bytes | None], listed: Callable[[str], list[str]]):
+    def __init__(
+        self,
+        read: Callable[[str], bytes | None],
+        listed: Callable[[str], list[str]],
+        cached: bool = False,
+    ) -> None:
         self.read, self.listed = read, listed
+        self.cached = cached  # the outs come from the DVC cache (a commit), not the workspace
 
     @classmethod
     def workspace(cls, root: Path) -> Files:
@@ -101,7 +107,7 @@ class Files:
                 return []
             return sorted(Path(p).name for p in fs.ls(folder, detail=False) if fs.isfile(p))
 
-        return cls(read, listed)
+        return cls(read, listed, cached=True)
 
 
 def resolve(ref: str, root: Path, model_name: str) -> Side:
@@ -145,10 +151,16 @@ def revision(root: Path, ref: str) -> tuple[str, str] | None:
 
 def from_files(name: str, label: str, files: Files, model_name: str) -> Side:
     """A side from a tree's files: params.yaml, and the train and evaluate stages' outs."""
-    params = params_of(files, label)
+    notes: list[str] = []
+    params = params_of(files, label, notes)
     stages = outs(files, label)
     evaluation, (model_file, history_dir) = stages[EVALUATE][0], stages[TRAIN]
     document = files.read(f"{evaluation}/{METRICS_FILE}")
+    if document is None and files.cached and evaluation in (files.read(DVC_LOCK) or b"").decode():
+        raise ReportError(
+            f"{label}: its {evaluation} (in its {DVC_LOCK}) is neither in the DVC cache nor in a "
+            "remote: `dvc fetch --all-commits` brings it from a remote, or `dvc repro` there"
+        )
     if document is None:
         raise ReportError(
             f"{label} has no evaluation: no {evaluation}/{METRICS_FILE} (run `dvc repro` there, "
@@ -167,7 +179,6 @@ def from_files(name: str, label: str, files: Files, model_name: str) -> Side:
     }
     model = files.read(model_file)
     digest = hashlib.sha256(model).hexdigest() if model is not None else None
-    notes: list[str] = []
     return Side(
         name=name,
         label=label,
@@ -183,18 +194,29 @@ def from_files(name: str, label: str, files: Files, model_name: str) -> Side:
     )
 
 
-def params_of(files: Files, label: str) -> dict[str, str]:
-    """params.yaml validated as the stages validate it, as MLflow logs it (strings)."""
+def params_of(files: Files, label: str, notes: list[str] | None = None) -> dict[str, str]:
+    """params.yaml as MLflow logs it (strings), validated as the stages validate it; an older
+    params.yaml that today's rules reject is shown as written (and `notes` say why)."""
     text = files.read(PARAMS_FILE.as_posix())
     if text is None:
         raise ReportError(f"{label} has no {PARAMS_FILE}")
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / PARAMS_FILE).write_bytes(text)
         try:
-            config = load_config(Path(folder) / PARAMS_FILE)
+            return {
+                k: str(v) for k, v in sorted(load_config(Path(folder) / PARAMS_FILE).flat().items())
+            }
         except ConfigError as error:
-            raise ReportError(f"{label}: {str(error).replace(folder + '/', '')}") from None
-    return {k: str(v) for k, v in sorted(config.flat().items())}
+            said = str(error).replace(folder + "/", "")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raw = None
+    if not isinstance(raw, dict):
+        raise ReportError(f"{label}: {said}")
+    if notes is not None:
+        notes.append(f"its {said} (today's rules): its params are shown as written")
+    return {k: str(v) for k, v in sorted(flatten(raw).items())}
 
 
 def outs(files: Files, label: str) -> dict[str, list[str]]:
