@@ -133,7 +133,7 @@ def test_a_block_that_fails_fails_its_page(tmp_path: Path) -> None:
     assert done.returncode != 0 and "two" not in done.stdout
 
 
-RUN_PAGES = ["getting-started.md", "experiments.md", "compare.md", "tracking.md"]
+RUN_PAGES = ["getting-started.md", "experiments.md", "compare.md", "tracking.md", "sweeps.md"]
 
 
 @pytest.mark.e2e
