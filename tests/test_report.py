@@ -253,6 +253,11 @@ def test_a_registered_version_compares_with_an_experiment_without_a_checkout(
     assert standing == ("champion" if "@champion" in version else "not champion (v2 is)")
     assert {row[0]: row[1:] for row in table(text, "Params that differ")} == CHANGED
     assert printed.startswith(f"{TEST_NEG_ELBO}: experiment {EXPERIMENT}")
+    # the version's own evaluation: its per-digit means and which test images it was tested on
+    digits = table(text, "Test -ELBO per digit (nats per image)")
+    assert [row[0] for row in digits] == [str(d) for d in range(10)]
+    assert all(float(row[1]) > 0 for row in digits)
+    assert sides["vae-mnist v1"][-1] == "grey levels in [0, 1]"
     curves = json.loads((versus / "curves.json").read_text())
     for quantity in EPOCH_NAMES.values():  # the version's curves: its training run's own
         written = metric_file(built_pipeline.root / "reports/training", quantity).read_text()

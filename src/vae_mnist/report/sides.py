@@ -19,15 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import yaml
 
 from vae_mnist import history
 from vae_mnist.config import PARAMS_FILE, flatten, load_config
-from vae_mnist.errors import ConfigError, ReportError, TrackingError, VaeMnistError
+from vae_mnist.errors import ConfigError, ReportError, VaeMnistError
 from vae_mnist.quantities import EPOCH_NAMES, TEST, metric
 from vae_mnist.stages.names import EVALUATE, FIGURES_DIR, METRICS_FILE, PER_DIGIT_FILE, TRAIN
 from vae_mnist.tracking import versions
 from vae_mnist.tracking.lineage import read_lineage
+from vae_mnist.tracking.registry import champion_version
 from vae_mnist.tracking.store import require_store, shown_uri
 
 WORKSPACE = "workspace"
@@ -258,28 +260,26 @@ def tracked(model_name: str, number: str) -> Tracked:
         aliases=record.aliases,
         run_url=record.run_url,
         version_url=versions.version_url(model_name, number),
-        champion=versions.champion(model_name),
+        champion=champion_version(mlflow.MlflowClient(), model_name),
     )
 
 
 def from_version(ref: str, model_name: str) -> Side:
     """A registered version: its training run (params, curves, test metrics, figures) and its
     latest evaluation (per-digit means, which test images)."""
-    import mlflow
-
     try:
         require_store()
         number = versions.find_version(model_name, ref)
-    except (TrackingError, VaeMnistError) as error:
+    except VaeMnistError as error:
         raise ReportError(str(error)) from None
     label = f"{model_name} v{number}"
     lineage = read_lineage(mlflow.MlflowClient(), model_name, number)
     if not lineage.metrics:
         raise ReportError(f"{label} has no evaluation: its training run holds no test metrics")
     with tempfile.TemporaryDirectory() as folder:
-        found = versions.evaluation_files(
-            lineage.run_id, [METRICS_FILE, PER_DIGIT_FILE], Path(folder)
-        )
+        wanted = [METRICS_FILE, PER_DIGIT_FILE]
+        run = lineage.evaluation_run
+        found = versions.run_files(run, wanted, Path(folder)) if run else {}
         evaluated = json.loads(found[METRICS_FILE].read_text()) if METRICS_FILE in found else {}
         records = json.loads(found[PER_DIGIT_FILE].read_text()) if PER_DIGIT_FILE in found else []
         figures_dir = versions.run_folder(lineage.run_id, FIGURES_DIR, Path(folder) / "run")

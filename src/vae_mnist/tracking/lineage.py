@@ -33,6 +33,7 @@ class Lineage:
     model_sha256: str | None
     metrics: dict[str, float]  # the test metrics its evaluation gave (test/...)
     machine: str | None  # the id of the machine it was trained on (machine.py)
+    evaluation_run: str | None = None  # its latest evaluate run (None: never evaluated)
 
 
 def read_lineage(client: mlflow.MlflowClient, model_name: str, version: str) -> Lineage:
@@ -49,6 +50,7 @@ def read_lineage(client: mlflow.MlflowClient, model_name: str, version: str) -> 
     )
     for evaluation in evaluations:  # search_runs leaves the inputs out
         data.update(_digests(client.get_run(evaluation.info.run_id)))
+    evaluated = evaluations[0].info.run_id if evaluations else None
     return Lineage(
         version=str(held.version),
         run_id=held.run_id,
@@ -59,6 +61,7 @@ def read_lineage(client: mlflow.MlflowClient, model_name: str, version: str) -> 
         model_sha256=held.tags.get(names.MODEL_DIGEST),
         metrics={k: v for k, v in sorted(run.data.metrics.items()) if k.startswith(f"{TEST}/")},
         machine=held.tags.get(names.machine_tag("id")),
+        evaluation_run=evaluated,
     )
 
 

@@ -196,11 +196,6 @@ def version_url(model_name: str, version: str) -> str:
     return f"{ui_base()}/#/models/{model_name}/versions/{version}"
 
 
-def champion(model_name: str) -> str | None:
-    """The version that holds the champion alias; None: no version does."""
-    return next((v for v, held in aliases(model_name).items() if names.CHAMPION in held), None)
-
-
 def with_model(model_name: str, model_sha256: str) -> str | None:
     """The newest version whose model file has this sha256 (None: no version of this store
     registered those bytes)."""
@@ -221,26 +216,12 @@ def history(run_id: str, quantities: list[str]) -> dict[str, list[tuple[int, flo
     return found
 
 
-def evaluation_files(run_id: str, files: list[str], folder: Path) -> dict[str, Path]:
-    """The files that the latest evaluation of the training run `run_id` logged (those it has),
-    downloaded into `folder`."""
-    client = _client()
-    experiment = _answering(f"run {run_id}", lambda: client.get_run(run_id)).info.experiment_id
-    runs = _answering(
-        f"the evaluations of run {run_id}",
-        lambda: client.search_runs(
-            [experiment],
-            f"tags.{names.TRAIN_RUN} = '{run_id}'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        ),
-    )
+def run_files(run_id: str, files: list[str], folder: Path) -> dict[str, Path]:
+    """Those of `files` that the run logged, downloaded into `folder`."""
     found = {}
-    for name in files if runs else []:
+    for name in files:
         try:
-            found[name] = Path(
-                _download(run_id=runs[0].info.run_id, artifact_path=name, dst_path=str(folder))
-            )
+            found[name] = Path(_download(run_id=run_id, artifact_path=name, dst_path=str(folder)))
         except (MlflowException, OSError):
             continue
     return found
