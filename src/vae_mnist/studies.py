@@ -51,7 +51,7 @@ from vae_mnist.stages.names import DOWNLOAD, TRAIN
 from vae_mnist.sweeps import Dimension, Sweep
 from vae_mnist.tracking import names
 from vae_mnist.tracking import sweeps as tracked
-from vae_mnist.tracking.store import shown_uri, tracking_uri
+from vae_mnist.tracking.store import shown_uri, sqlite_file, tracking_uri
 from vae_mnist.trials import PRUNED_AT, TRIAL_ENV, TrialRef, open_storage
 from vae_mnist.urls import redact
 
@@ -79,13 +79,11 @@ def storage_url() -> str:
     """Where the study lives: STORAGE_ENV, else a sqlite file beside the sqlite MLflow store."""
     if url := os.environ.get(STORAGE_ENV):
         return url
-    uri = tracking_uri()
-    if not uri.startswith("sqlite:///"):
+    if (database := sqlite_file(tracking_uri())) is None:
         raise ConfigError(
             f"the MLflow store is {shown_uri()}: a sweep shared through it keeps its study in "
             f"the team's database; export {STORAGE_ENV} (`make stack-up` prints the line)"
         )
-    database = Path(uri.removeprefix("sqlite:///").split("?")[0])
     return f"sqlite:///{database.parent / STUDY_FILE}"
 
 
@@ -142,11 +140,8 @@ class AskLock:
         self.url, self.held = url, False
         self.key = int.from_bytes(hashlib.sha256(study.encode()).digest()[:8], "big", signed=True)
         self.connection: Any = None
-        if url.startswith("sqlite:///"):
-            database = Path(url.removeprefix("sqlite:///").split("?")[0])
-            self.file: FileLock | None = FileLock(f"{database}.ask.lock")
-        else:
-            self.file = None
+        database = sqlite_file(url)
+        self.file = FileLock(f"{database}.ask.lock") if database is not None else None
 
     def acquire(self) -> None:
         if self.file is not None:

@@ -51,6 +51,14 @@ def sqlite_uri(root: Path) -> str:
     return f"sqlite:///{root / STORE_FILE}"
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI (an MLflow store's, an Optuna study's); None for
+    any other URI."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?")[0])
+
+
 def tracking_uri() -> str:
     return store()[0]
 
@@ -81,10 +89,9 @@ def store_lock() -> Iterator[None]:
     its own start, so other stores need no lock.
     """
     uri = tracking_uri()
-    if not uri.startswith("sqlite:///"):
+    if (database := sqlite_file(uri)) is None:
         yield
         return
-    database = Path(uri.removeprefix("sqlite:///").split("?")[0])
     database.parent.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(f"{database}.lock", timeout=STORE_LOCK_TIMEOUT_S):
@@ -118,13 +125,11 @@ def require_store() -> str:
     """Connect to a store that exists and answers, and return its URI; a sqlite file that is
     not there is not created (reading an empty store would only say that nothing is in it)."""
     uri = tracking_uri()
-    if uri.startswith("sqlite:///"):
-        database = Path(uri.removeprefix("sqlite:///").split("?")[0])
-        if not database.is_file():
-            raise TrackingError(
-                f"no MLflow store at {database}: run the pipeline (make repro) first, or point "
-                "MLFLOW_TRACKING_URI at the store that has the models"
-            )
+    if (database := sqlite_file(uri)) is not None and not database.is_file():
+        raise TrackingError(
+            f"no MLflow store at {database}: run the pipeline (make repro) first, or point "
+            "MLFLOW_TRACKING_URI at the store that has the models"
+        )
     connect()
     try:
         mlflow.MlflowClient().search_registered_models(max_results=1)
