@@ -15,7 +15,7 @@ import argparse
 import statistics
 import time
 
-from vae_mnist.tensorflow_env import quiet_tensorflow
+from vae_mnist.common.tensorflow_env import quiet_tensorflow
 
 quiet_tensorflow()  # the stages' TensorFlow settings (oneDNN off), before TensorFlow loads
 
@@ -23,9 +23,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_mnist.config import with_overrides
-from vae_mnist.data.mnist import IMAGE_SHAPE, PIXELS
-from vae_mnist.training import fit_vae, make_deterministic
+from vae_mnist.common.config import with_overrides
+from vae_mnist.common.mnist import IMAGE_SHAPE, PIXELS
+from vae_mnist.training.fit import fit_vae, make_deterministic
 
 DRAWS = 100  # per compiled call
 

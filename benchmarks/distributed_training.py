@@ -38,9 +38,9 @@ VAL_IMAGES = 5000
 
 def child(distribution: str, epochs: int, images: int) -> None:
     """Train as the stage does under `distribution` and print the epoch times (the chief)."""
-    from vae_mnist.cluster import local_workers
-    from vae_mnist.config import load_config
-    from vae_mnist.tensorflow_env import quiet_tensorflow
+    from vae_mnist.common.config import load_config
+    from vae_mnist.common.tensorflow_env import quiet_tensorflow
+    from vae_mnist.training.cluster import local_workers
 
     quiet_tensorflow()  # the stage's TensorFlow settings (oneDNN off), before TensorFlow loads
     config = load_config()
@@ -52,8 +52,8 @@ def child(distribution: str, epochs: int, images: int) -> None:
         import keras
         import numpy as np
 
-        from vae_mnist import distribution as strategies
-        from vae_mnist.training import fit_vae
+        from vae_mnist.training import distribution as strategies
+        from vae_mnist.training.fit import fit_vae
 
         topology = strategies.start(distribution, config.train.batch_size)
         rng = np.random.default_rng(0)

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from train_throughput import gemm_seconds, layer_shapes  # this folder's other benchmark
 
-from vae_mnist.config import load_config
-from vae_mnist.data.mnist import IMAGE_SHAPE
-from vae_mnist.quantities import EPOCH_NAMES
-from vae_mnist.training import EpochLog
+from vae_mnist.common.config import load_config
+from vae_mnist.common.mnist import IMAGE_SHAPE
+from vae_mnist.common.quantities import EPOCH_NAMES
+from vae_mnist.training.callbacks import EpochLog
 
 ROWS = 16_384  # GEMM rows per measured call, as evaluation batches them
 
@@ -51,8 +51,8 @@ def main() -> None:
     limit += forward_gemm_seconds(encoder, min(ROWS, args.images)) * args.images / ROWS
     flops = 2 * passes * sum(i * o for i, o in decoder)
 
-    from vae_mnist.metrics import per_image_terms, summarise
-    from vae_mnist.model import build_vae
+    from vae_mnist.evaluation.metrics import per_image_terms, summarise
+    from vae_mnist.model.vae import build_vae
     from vae_mnist.stages.evaluate import render_figures
 
     vae = build_vae(config.model, False, config.seed)

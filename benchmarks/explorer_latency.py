@@ -1,7 +1,7 @@
 """The explorer's speed: one decode request over HTTP, for 1 and 64 points, against the same
 decoder called in-process (the floor), and the browser's share when Chromium is here.
 
-Starts `python -m vae_mnist.explorer` as `make explore` does, on the project's store (or
+Starts `python -m vae_mnist.apps.explorer` as `make explore` does, on the project's store (or
 MLFLOW_TRACKING_URI) and a free port, and stops it by PID. Target: a decode request answers in
 well under 50 ms; the page stays usable with the 10,000-point scatter drawn.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from vae_mnist.ports import free_port
+from vae_mnist.common.ports import free_port
 
 SIZES = (1, 64)
 
@@ -40,7 +40,7 @@ def points_on(plane: list[list[float]], n: int, rng: np.random.Generator) -> np.
 
 
 def start(version: str, port: int) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "vae_mnist.explorer", "--version", version]
+    command = [sys.executable, "-m", "vae_mnist.apps.explorer", "--version", version]
     command += ["--port", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     for line in process.stdout:
@@ -69,8 +69,8 @@ def over_http(url: str, version: str, plane: list, repeats: int) -> dict[int, li
 
 def in_process(version: str, plane: list, repeats: int) -> dict[int, list[float]]:
     """The same compiled decoder, called directly: the floor under an HTTP request."""
-    from vae_mnist.config import load_config
-    from vae_mnist.explorer.library import Library, pixels
+    from vae_mnist.apps.explorer.library import Library, pixels
+    from vae_mnist.common.config import load_config
     from vae_mnist.tracking.store import require_store
 
     require_store()

@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from vae_mnist.config import load_config
-from vae_mnist.tensorflow_env import PORTABLE
+from vae_mnist.common.config import load_config
+from vae_mnist.common.tensorflow_env import PORTABLE
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {

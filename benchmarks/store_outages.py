@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vae_mnist.stack.control import DEFAULT_PORTS, down, stop_service, up
+from vae_mnist_tools.stack.control import DEFAULT_PORTS, down, stop_service, up
 
 REPO = Path(__file__).resolve().parents[1]
 OUTAGES = [("healthy", None), ("object store down", "radosgw"),

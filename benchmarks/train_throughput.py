@@ -27,17 +27,17 @@ import statistics
 import time
 from pathlib import Path
 
-from vae_mnist.tensorflow_env import quiet_tensorflow
+from vae_mnist.common.tensorflow_env import quiet_tensorflow
 
 quiet_tensorflow()  # the stages' TensorFlow settings (oneDNN off), before TensorFlow loads
 
 import keras
 import numpy as np
 
-from vae_mnist.config import Config, load_config
-from vae_mnist.data.mnist import IMAGE_SHAPE, PIXELS
-from vae_mnist.model import build_vae
-from vae_mnist.training import (
+from vae_mnist.common.config import Config, load_config
+from vae_mnist.common.mnist import IMAGE_SHAPE, PIXELS
+from vae_mnist.model.vae import build_vae
+from vae_mnist.training.fit import (
     STEPS_PER_CALL,
     batches,
     compile_vae,

@@ -3,9 +3,9 @@
 import argparse
 from pathlib import Path
 
-from vae_mnist.config import load_config
-from vae_mnist.errors import reports_errors
-from vae_mnist.tensorflow_env import quiet_tensorflow
+from vae_mnist.common.config import load_config
+from vae_mnist.common.errors import reports_errors
+from vae_mnist.common.tensorflow_env import quiet_tensorflow
 
 
 @reports_errors

@@ -3,8 +3,8 @@
 import argparse
 from pathlib import Path
 
-from vae_mnist.config import load_config
-from vae_mnist.errors import reports_errors
+from vae_mnist.common.config import load_config
+from vae_mnist.common.errors import reports_errors
 
 
 @reports_errors

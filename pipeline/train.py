@@ -4,10 +4,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from vae_mnist.cluster import local_workers
-from vae_mnist.config import load_config
-from vae_mnist.errors import reports_errors
-from vae_mnist.tensorflow_env import quiet_tensorflow
+from vae_mnist.common.config import load_config
+from vae_mnist.common.errors import reports_errors
+from vae_mnist.common.tensorflow_env import quiet_tensorflow
+from vae_mnist.training.cluster import local_workers
 
 
 @reports_errors

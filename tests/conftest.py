@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
-from vae_mnist.config import PARAMS_FILE, Config, load_config, set_dotted
-from vae_mnist.data.raw import SPLIT_FILES, MnistFile
-from vae_mnist.stack.control import DEFAULT_PORTS
-from vae_mnist.stack.state import Stack
-from vae_mnist.tensorflow_env import quiet_tensorflow
+from vae_mnist.common.config import PARAMS_FILE, Config, load_config, set_dotted
+from vae_mnist.common.tensorflow_env import quiet_tensorflow
+from vae_mnist.data.mnist import SPLIT_FILES, MnistFile
+from vae_mnist_tools.stack.control import DEFAULT_PORTS
+from vae_mnist_tools.stack.state import Stack
 
 if TYPE_CHECKING:
     from .workspace import Repo
@@ -114,7 +114,7 @@ class Trained:
     config: Config
     images: np.ndarray  # what it trained on (blurry_digits), labels beside them
     labels: np.ndarray
-    model: Any  # the trained vae_mnist.model.VAE
+    model: Any  # the trained vae_mnist.model.vae.VAE
     path: Path  # the same model, saved as the train stage saves it
 
 
@@ -122,8 +122,8 @@ class Trained:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     """Some trained VAE, once per session, for the tests that only need one: TINY trained three
     epochs on blurry_digits. Read it; a test that changes a model trains its own."""
-    from vae_mnist.model import save_vae
-    from vae_mnist.training import fit_vae
+    from vae_mnist.model.files import save_vae
+    from vae_mnist.training.fit import fit_vae
 
     config = override(load_config(REPO / PARAMS_FILE), {**TINY, "train.epochs": 3})
     images, labels = blurry_digits()
@@ -136,8 +136,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
 def write_history(folder: Path, rows: list[tuple[float, ...]]) -> Path:
     """A DVCLive history written by the train stage's own callback: one row per epoch, values in
     HISTORY_COLUMNS order (the epoch first, counted from 1)."""
-    from vae_mnist.quantities import EPOCH_NAMES
-    from vae_mnist.training import EpochLog
+    from vae_mnist.common.quantities import EPOCH_NAMES
+    from vae_mnist.training.callbacks import EpochLog
 
     log = EpochLog(folder)
     for epoch, *values in rows:
@@ -319,8 +319,8 @@ def pipeline(built_pipeline: Repo, tmp_path: Path) -> Repo:
 
 def require_stack_binaries() -> None:
     """Skip (outside CI) or fail (in CI, which must install them) without the Debian binaries."""
-    from vae_mnist.errors import StackError
-    from vae_mnist.stack import binaries
+    from vae_mnist.common.errors import StackError
+    from vae_mnist_tools.stack import binaries
 
     try:
         binaries.postgres_bindir()
@@ -363,7 +363,7 @@ def throwaway_stack(request: pytest.FixtureRequest, project: Any = None) -> Iter
     """A team stack on free ports (governing `project`'s names, by default the project's own);
     stopped by PID at the end, and then no process of it may be left. Its folder (logs) stays
     when a test failed."""
-    from vae_mnist.stack.control import down, up
+    from vae_mnist_tools.stack.control import down, up
 
     require_stack_binaries()
     folder = stack_folder()

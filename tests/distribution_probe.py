@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vae_mnist.config import PARAMS_FILE, Config, load_config
+from vae_mnist.common.config import PARAMS_FILE, Config, load_config
 
 from .conftest import REPO, override
 
@@ -40,7 +40,7 @@ def images(n: int) -> np.ndarray:
 def run(job: dict[str, Any], topologies: dict[str, Any]) -> dict[str, np.ndarray]:
     import tensorflow as tf
 
-    from vae_mnist import training
+    from vae_mnist.training import fit as training
 
     config = configured(job)
     topology = topologies[config.train.distribution]
@@ -75,7 +75,7 @@ def configured(job: dict[str, Any]) -> Config:
 
 def main() -> None:
     out, jobs = Path(sys.argv[1]), json.loads(sys.argv[2])
-    from vae_mnist import distribution
+    from vae_mnist.training import distribution
 
     # Each strategy once (a process holds one multi-worker strategy at most), and before any
     # other TensorFlow work, as the train stage does.

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from vae_mnist.config import Config
-from vae_mnist.ports import free_port
+from vae_mnist.common.config import Config
+from vae_mnist.common.ports import free_port
 
 from .conftest import REPO
 
@@ -64,10 +64,10 @@ class Running:
 
 @contextmanager
 def explorer(store: Store, *args: str) -> Iterator[Running]:
-    """`python -m vae_mnist.explorer` on the store, on a free port. Stopped by PID."""
+    """`python -m vae_mnist.apps.explorer` on the store, on a free port. Stopped by PID."""
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri, "PYTHONPATH": str(REPO / "src")}
-    command = [sys.executable, "-m", "vae_mnist.explorer", "--port", str(port), *args]
+    command = [sys.executable, "-m", "vae_mnist.apps.explorer", "--port", str(port), *args]
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

@@ -20,8 +20,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from vae_mnist.stack import access
-from vae_mnist.stack.state import Stack
+from vae_mnist_tools.stack import access
+from vae_mnist_tools.stack.state import Stack
 
 from .conftest import log_in, processes_of, throwaway_stack
 from .workspace import BIN, Repo
@@ -241,7 +241,7 @@ def test_a_maintainer_rolls_back_and_every_move_is_on_the_model(
 
 
 def test_user_management_from_the_command_line(governed: Stack) -> None:
-    cli = [str(BIN / "python"), "-m", "vae_mnist.stack", "user"]
+    cli = [str(BIN / "python"), "-m", "vae_mnist_tools.stack", "user"]
     folder = ["--folder", str(governed.folder)]
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -299,8 +299,8 @@ def test_no_secret_is_in_a_log_a_table_an_artifact_or_a_command_line(governed: S
     key and the cookie key are nowhere they could leak from."""
     import psycopg
 
-    from vae_mnist.stack.ceph import s3_client
-    from vae_mnist.stack.postgres import AUTH_DATABASE
+    from vae_mnist_tools.stack.ceph import s3_client
+    from vae_mnist_tools.stack.postgres import AUTH_DATABASE
 
     files = governed.secrets
     secrets = {name: files.password(name).read_text().strip() for name in ("admin", *USERS)}

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vae_mnist.champion import ALREADY, KEPT, PROMOTED, beats, best, decision
-from vae_mnist.errors import TrackingError
+from vae_mnist.common.errors import TrackingError
 from vae_mnist.tracking import governance, registry
+from vae_mnist.tracking.champion import ALREADY, KEPT, PROMOTED, beats, best, decision
 from vae_mnist.tracking.names import MODEL_DIGEST
 from vae_mnist.tracking.runs import stage_run
 

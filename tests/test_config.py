@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from vae_mnist.config import (
+from vae_mnist.common.config import (
     EVAL_MEMORY_LIMIT,
     EVAL_ROWS,
     Config,
@@ -23,9 +23,9 @@ from vae_mnist.config import (
     eval_rows,
     load_config,
 )
-from vae_mnist.data.mnist import TRAIN_IMAGES
-from vae_mnist.data.raw import MNIST_FILES, SPLIT_FILES
-from vae_mnist.errors import ConfigError
+from vae_mnist.common.errors import ConfigError
+from vae_mnist.common.mnist import TRAIN_IMAGES
+from vae_mnist.data.mnist import MNIST_FILES, SPLIT_FILES
 
 from .conftest import REPO, override
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vae_mnist.deps import PROJECT_FILE, code_deps, derived, main
+from vae_mnist_tools.deps import PROJECT_FILE, code_deps, derived, main
 
 from .conftest import REPO
 from .workspace import STAGES
@@ -26,9 +26,9 @@ def test_dvc_yaml_is_what_the_tool_writes() -> None:
 
 def test_the_deps_keep_their_precision() -> None:
     # the champion rule is evaluate's alone; the IDX reader is preprocess's, never train's
-    assert stages_loading("src/vae_mnist/champion.py") == {"evaluate"}
+    assert stages_loading("src/vae_mnist/tracking/champion.py") == {"evaluate"}
     assert stages_loading("src/vae_mnist/data/idx.py") == {"preprocess"}
-    assert stages_loading("src/vae_mnist/config.py") == set(STAGES)
+    assert stages_loading("src/vae_mnist/common/config.py") == set(STAGES)
     # what no stage runs: the explorer, the team stack, serving, the tool itself
     for other in ["explorer/app.py", "stack/control.py", "tracking/serving.py", "deps.py"]:
         assert stages_loading(f"src/vae_mnist/{other}") == set(), other
@@ -52,7 +52,7 @@ def test_a_module_that_train_comes_to_import_is_one_import_by_hand(
 ) -> None:
     before = (project / PROJECT_FILE).read_text()
     (project / "src/vae_mnist/schedules.py").write_text('"""A new module."""\n')
-    training = project / "src/vae_mnist/training.py"
+    training = project / "src/vae_mnist/training/fit.py"
     training.write_text("import vae_mnist.schedules\n" + training.read_text())
 
     assert main(["--check", "--root", str(project)]) == 1
@@ -71,7 +71,7 @@ def test_a_module_that_train_comes_to_import_is_one_import_by_hand(
     assert after.replace(added, "", 1) == before
     lines = after.splitlines(keepends=True)
     at = lines.index(added)
-    assert lines[at - 1] == "      - src/vae_mnist/quantities.py\n"
+    assert lines[at - 1] == "      - src/vae_mnist/common/quantities.py\n"
     assert lines[at + 1] == "      - src/vae_mnist/stages/train.py\n"
     assert main(["--check", "--root", str(project)]) == 0
 
@@ -86,13 +86,13 @@ def test_a_module_no_longer_imported_leaves_the_list_and_data_deps_stay_first(
 
     assert main(["--write", "--root", str(project)]) == 0
     assert capsys.readouterr().out == (
-        "dvc.yaml: stage evaluate: code deps updated: - src/vae_mnist/champion.py\n"
+        "dvc.yaml: stage evaluate: code deps updated: - src/vae_mnist/tracking/champion.py\n"
     )
     text, changes = derived(project)
     assert changes == {}
     deps = text.split("  evaluate:")[1].split("deps:")[1].split("params:")[0].split()
     assert deps[1:6:2] == ["models/vae.keras", "data/processed", "reports/training"]
-    assert "src/vae_mnist/champion.py" not in deps
+    assert "src/vae_mnist/tracking/champion.py" not in deps
 
 
 def test_a_stage_without_its_script_or_a_missing_dvc_yaml_is_one_error(project: Path) -> None:

@@ -22,11 +22,17 @@ import numpy as np
 import pytest
 import yaml
 
-from vae_mnist.cluster import WORKERS_ENV, free_addresses, local_workers, tf_config, workers_wanted
-from vae_mnist.config import Config, set_dotted
-from vae_mnist.distribution import CPU_DEVICES_ENV, TF_CONFIG_ENV, Topology, start
-from vae_mnist.errors import ClusterError, ConfigError
+from vae_mnist.common.config import Config, set_dotted
+from vae_mnist.common.errors import ClusterError, ConfigError
 from vae_mnist.stages.preprocess import preprocess
+from vae_mnist.training.cluster import (
+    WORKERS_ENV,
+    free_addresses,
+    local_workers,
+    tf_config,
+    workers_wanted,
+)
+from vae_mnist.training.distribution import CPU_DEVICES_ENV, TF_CONFIG_ENV, Topology, start
 
 from .conftest import REPO, foreground, override
 from .distribution_probe import TINY

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from markdown_it import MarkdownIt
 
-from vae_mnist.config import PARAMS_FILE, load_config
+from vae_mnist.common.config import PARAMS_FILE, load_config
 
 from .browser import ARTIFACTS, chromium_page
 from .conftest import REPO

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from vae_mnist.common.errors import DownloadError
 from vae_mnist.data.mirrors import Policy, fetch
-from vae_mnist.data.raw import MnistFile
-from vae_mnist.errors import DownloadError
+from vae_mnist.data.mnist import MnistFile
 
 CONTENT = bytes(range(256)) * 64  # stands in for an IDX file's decompressed content
 NAME = "tiny-idx1-ubyte.gz"

@@ -7,8 +7,8 @@ import ast
 import pytest
 import yaml
 
-from vae_mnist.config import Config
-from vae_mnist.stages.names import COMPUTED, DOWNLOAD, EVALUATE, PREPROCESS, TRAIN
+from vae_mnist.common.config import Config
+from vae_mnist.common.pipeline import COMPUTED, DOWNLOAD, EVALUATE, PREPROCESS, TRAIN
 
 from .conftest import REPO
 

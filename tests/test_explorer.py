@@ -15,9 +15,9 @@ import mlflow
 import numpy as np
 import pytest
 
-from vae_mnist.figures import latent_projection
-from vae_mnist.model import load_vae
-from vae_mnist.ports import free_port
+from vae_mnist.common.ports import free_port
+from vae_mnist.evaluation.figures import latent_projection
+from vae_mnist.model.files import load_vae
 
 from .conftest import REPO, override, write_raw
 from .registered import Store, explorer, register
@@ -27,7 +27,7 @@ TEST_IMAGES = 120
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    from vae_mnist.config import PARAMS_FILE, load_config
+    from vae_mnist.common.config import PARAMS_FILE, load_config
 
     tiny = override(
         load_config(REPO / PARAMS_FILE),
@@ -48,8 +48,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 def client(store: Store) -> Iterator:
     from fastapi.testclient import TestClient
 
-    from vae_mnist.explorer.app import create_app
-    from vae_mnist.explorer.library import Library
+    from vae_mnist.apps.explorer.app import create_app
+    from vae_mnist.apps.explorer.library import Library
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", store.uri)
@@ -236,9 +236,9 @@ def versions_without(client, runs: mlflow.MlflowClient, tmp_path: Path) -> None:
 
 
 def run_cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m vae_mnist.explorer` run as a user runs it, from `cwd`."""
+    """`python -m vae_mnist.apps.explorer` run as a user runs it, from `cwd`."""
     return subprocess.run(
-        [sys.executable, "-m", "vae_mnist.explorer", "--port", str(free_port()), *args],
+        [sys.executable, "-m", "vae_mnist.apps.explorer", "--port", str(free_port()), *args],
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(REPO / "src"), **env},
         capture_output=True,
@@ -255,7 +255,7 @@ def test_without_a_store_the_explorer_says_so_in_one_line_and_creates_none(
     (tmp_path / "params.yaml").write_bytes((REPO / "params.yaml").read_bytes())
     env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
     result = subprocess.run(
-        [sys.executable, "-m", "vae_mnist.explorer"],
+        [sys.executable, "-m", "vae_mnist.apps.explorer"],
         cwd=tmp_path,
         env={**env, "PYTHONPATH": str(REPO / "src")},
         capture_output=True,

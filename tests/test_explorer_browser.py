@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    from vae_mnist.config import PARAMS_FILE, load_config
+    from vae_mnist.common.config import PARAMS_FILE, load_config
 
     chromium()  # before the training, which the test would not use without a browser
     mirror = real_mnist()

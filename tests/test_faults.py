@@ -21,10 +21,11 @@ import numpy as np
 import pytest
 import yaml
 
-from vae_mnist.config import Config
+from vae_mnist.common.config import Config
+from vae_mnist.common.errors import RESTORE_HINT, DataError, Terminated, TrackingError
 from vae_mnist.data.arrays import STATS_FILE, load_split, split_files
-from vae_mnist.errors import RESTORE_HINT, DataError, Terminated, TrackingError
-from vae_mnist.model import build_vae, load_vae, save_vae
+from vae_mnist.model.files import load_vae, save_vae
+from vae_mnist.model.vae import build_vae
 from vae_mnist.stages.preprocess import preprocess
 from vae_mnist.tracking.runs import stage_run
 
@@ -117,8 +118,8 @@ def read_only(path: Path) -> Iterator[Path]:
 SLOW_STAGE = """
 import time
 from pathlib import Path
-from vae_mnist.errors import reports_errors
-from vae_mnist.outputs import atomic_directory
+from vae_mnist.common.errors import reports_errors
+from vae_mnist.common.outputs import atomic_directory
 from vae_mnist.tracking.runs import stage_run
 
 @reports_errors
@@ -159,7 +160,7 @@ def test_a_signal_ends_the_run_killed_with_no_staging_left(
 MID_TRANSACTION = """
 import os, signal, sys, time
 import sqlalchemy
-from vae_mnist.errors import reports_errors
+from vae_mnist.common.errors import reports_errors
 from vae_mnist.tracking.runs import stage_run
 
 signum = signal.Signals[sys.argv[1]]
@@ -201,10 +202,10 @@ def test_a_signal_inside_a_store_transaction_waits_for_it_to_commit(
 # TensorFlow's C++ bindings as a SystemError with a traceback; it must wait for the trace to end.
 MID_TRACE = """
 import os, signal, sys, time
-from vae_mnist.tensorflow_env import quiet_tensorflow
+from vae_mnist.common.tensorflow_env import quiet_tensorflow
 quiet_tensorflow()
 import tensorflow as tf
-from vae_mnist.errors import reports_errors
+from vae_mnist.common.errors import reports_errors
 
 @tf.function
 def traced(x):
@@ -244,7 +245,7 @@ print("imported to the end", flush=True)
 """
 IMPORTER = """
 import time
-from vae_mnist.errors import reports_errors
+from vae_mnist.common.errors import reports_errors
 
 @reports_errors
 def main():

@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 from matplotlib import cycler
 
-from vae_mnist import figures
-from vae_mnist.config import Config
-from vae_mnist.metrics import per_image_terms, summarise
-from vae_mnist.quantities import HISTORY_COLUMNS
+from vae_mnist.common.config import Config
+from vae_mnist.common.quantities import HISTORY_COLUMNS
+from vae_mnist.evaluation import figures
+from vae_mnist.evaluation.metrics import per_image_terms, summarise
 
 from .conftest import Trained, blurry_digits, override, write_history
 
@@ -150,7 +150,7 @@ def test_the_latent_plane_takes_memory_in_proportion_to_the_number_of_images(pro
 
 @pytest.mark.parametrize("latent_dim", [2, 3])
 def test_figures_are_all_there_and_byte_stable(tiny: Config, tmp_path, latent_dim: int) -> None:
-    from vae_mnist.model import build_vae
+    from vae_mnist.model.vae import build_vae
     from vae_mnist.stages.evaluate import render_figures
 
     config = override(tiny, {"model.latent_dim": latent_dim})

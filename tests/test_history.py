@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vae_mnist import history
-from vae_mnist.quantities import EPOCH_NAMES, HISTORY_COLUMNS
-from vae_mnist.training import EpochLog
+from vae_mnist.common import history
+from vae_mnist.common.quantities import EPOCH_NAMES, HISTORY_COLUMNS
+from vae_mnist.training.callbacks import EpochLog
 
 from .conftest import REPO, write_history
 

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vae_mnist.common.errors import DataError
 from vae_mnist.data.idx import parse_idx, read_gz, read_split
-from vae_mnist.data.raw import MNIST_FILES, SPLIT_FILES
-from vae_mnist.errors import DataError
+from vae_mnist.data.mnist import MNIST_FILES, SPLIT_FILES
 
 from .conftest import IDX_TYPE_CODES, encode_idx, synthetic_split, write_gz
 

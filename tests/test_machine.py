@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vae_mnist import machine
-from vae_mnist.machine import cpu, fingerprint, machine_id
+from vae_mnist.common import machine
+from vae_mnist.common.machine import cpu, fingerprint, machine_id
 
 X86 = """\
 processor	: 0

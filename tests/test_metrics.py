@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from vae_mnist.metrics import (
+from vae_mnist.evaluation.metrics import (
     ACTIVE_UNIT_THRESHOLD,
     gaussian_log_density,
     iwae_bound,
@@ -90,7 +90,7 @@ def test_summary_has_every_documented_key(vae, data, latent_dim: int) -> None:
 
 def test_mse_is_the_error_of_what_the_registered_model_returns(vae, data) -> None:
     """The number a served model is checked against: its own output at the latent mean."""
-    from vae_mnist.model import inference_model
+    from vae_mnist.model.vae import inference_model
 
     images = data[0][:37]
     served = np.asarray(inference_model(vae)(images))  # what MLflow registers and serves
@@ -188,8 +188,8 @@ def test_padding_of_the_last_batch_keeps_each_image_with_its_own_terms(vae, data
 
 
 def test_evaluation_reads_the_test_images_as_data_binarize_says() -> None:
-    from vae_mnist.data.binarization import binarize
-    from vae_mnist.metrics import binarized_test_images
+    from vae_mnist.data.splits import binarize
+    from vae_mnist.evaluation.metrics import binarized_test_images
 
     grey = np.random.default_rng(0).random((200, 28, 28)).astype(np.float32)
     drawn, which = binarized_test_images(grey, "dynamic", seed=3)

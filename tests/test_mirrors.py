@@ -19,7 +19,10 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from vae_mnist.config import Config
+from vae_mnist.common.config import Config
+from vae_mnist.common.errors import DownloadError
+from vae_mnist.common.ports import free_port
+from vae_mnist.common.urls import redact
 from vae_mnist.data import mirrors
 from vae_mnist.data.mirrors import (
     ALLOW_HTTP_ENV,
@@ -28,10 +31,7 @@ from vae_mnist.data.mirrors import (
     Policy,
     mirrors_from_env,
 )
-from vae_mnist.errors import DownloadError
-from vae_mnist.ports import free_port
 from vae_mnist.stages.download import download
-from vae_mnist.urls import redact
 
 from .conftest import REPO, file_table
 

@@ -14,18 +14,11 @@ import numpy as np
 import pytest
 from keras import ops
 
-from vae_mnist.config import Config
-from vae_mnist.errors import DataError
-from vae_mnist.model import (
-    VAE,
-    build_vae,
-    inference_model,
-    kl_nats,
-    load_vae,
-    reconstruction_nats,
-    save_vae,
-)
-from vae_mnist.training import batches, fit_vae
+from vae_mnist.common.config import Config
+from vae_mnist.common.errors import DataError
+from vae_mnist.model.files import load_vae, save_vae
+from vae_mnist.model.vae import VAE, build_vae, inference_model, kl_nats, reconstruction_nats
+from vae_mnist.training.fit import batches, fit_vae
 
 from .conftest import override
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from vae_mnist.stack.control import stop_service
-from vae_mnist.stack.state import Stack
+from vae_mnist_tools.stack.control import stop_service
+from vae_mnist_tools.stack.state import Stack
 
 from .conftest import log_in, throwaway_stack
 from .workspace import Repo

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from vae_mnist.outputs import atomic_directory, atomic_file, file_sha256, json_text
+from vae_mnist.common.outputs import atomic_directory, atomic_file, file_sha256, json_text
 
 
 def test_success_replaces_the_whole_folder(tmp_path: Path) -> None:

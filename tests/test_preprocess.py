@@ -12,9 +12,9 @@ import mlflow
 import numpy as np
 import pytest
 
-from vae_mnist.config import Config
+from vae_mnist.common.config import Config
+from vae_mnist.common.errors import ConfigError
 from vae_mnist.data.arrays import SPLITS, STATS_FILE, load_split
-from vae_mnist.errors import ConfigError
 from vae_mnist.stages.preprocess import preprocess
 
 from .conftest import override

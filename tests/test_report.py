@@ -19,14 +19,14 @@ import pytest
 from markdown_it import MarkdownIt
 from PIL import Image
 
-from vae_mnist import figures
-from vae_mnist.errors import ReportError
-from vae_mnist.history import metric_file, parse
-from vae_mnist.noise import keep_spread
-from vae_mnist.quantities import EPOCH_NAMES, TEST_NEG_ELBO
-from vae_mnist.report import judge
-from vae_mnist.report.render import Document, markdown, page
-from vae_mnist.report.sides import Files, params_of
+from vae_mnist.common.errors import ReportError
+from vae_mnist.common.history import metric_file, parse
+from vae_mnist.common.quantities import EPOCH_NAMES, TEST_NEG_ELBO
+from vae_mnist.evaluation import figures
+from vae_mnist.experiments.noise import keep_spread
+from vae_mnist.experiments.report import judge
+from vae_mnist.experiments.report.render import Document, markdown, page
+from vae_mnist.experiments.report.sides import Files, params_of
 
 from .browser import ARTIFACTS, chromium_page
 from .conftest import REPO
@@ -161,7 +161,7 @@ def compared(built_pipeline: Repo, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def report(repo: Repo, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return repo.run(str(BIN / "python"), "-m", "vae_mnist.report", *args, check=check)
+    return repo.run(str(BIN / "python"), "-m", "vae_mnist.experiments.report", *args, check=check)
 
 
 def out(repo: Repo, folder: str = "compare") -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from vae_mnist.noise import keep_spread
+from vae_mnist.experiments.noise import keep_spread
 from vae_mnist.tracking.lineage import NOT_PARAMS_YAML
 
 from .conftest import REPO
@@ -33,8 +33,8 @@ def repo(built_pipeline: Repo, tmp_path) -> Repo:
 def reproduce(
     repo: Repo, version: str = "champion", prefix: tuple[str, ...] = (), **env: str
 ) -> subprocess.CompletedProcess:
-    """`python -m vae_mnist.reproduce`, under `prefix` (taskset ...) and `env`: the machine."""
-    command = [*prefix, str(BIN / "python"), "-m", "vae_mnist.reproduce", version, "--seeds", SEEDS]
+    """`python -m vae_mnist.experiments.reproduce`, under `prefix` (taskset ...) and `env`: the machine."""
+    command = [*prefix, str(BIN / "python"), "-m", "vae_mnist.experiments.reproduce", version, "--seeds", SEEDS]
     return subprocess.run(
         command, cwd=repo.root, env={**repo.env, **env}, capture_output=True, text=True,
         timeout=900,

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vae_mnist.config import Config
+from vae_mnist.common.config import Config
+from vae_mnist.common.errors import DataError
+from vae_mnist.common.outputs import file_sha256
+from vae_mnist.common.ports import free_port
 from vae_mnist.data.arrays import STATS_FILE, load_split, split_files
-from vae_mnist.errors import DataError
-from vae_mnist.outputs import file_sha256
-from vae_mnist.ports import free_port
 from vae_mnist.stages.evaluate import evaluate
 from vae_mnist.stages.preprocess import preprocess
 from vae_mnist.stages.train import train

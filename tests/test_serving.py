@@ -10,8 +10,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from vae_mnist.errors import TrackingError
-from vae_mnist.outputs import file_sha256
+from vae_mnist.common.errors import TrackingError
+from vae_mnist.common.outputs import file_sha256
 from vae_mnist.tracking import names
 from vae_mnist.tracking.serving import SERVE_DIR, serve_command
 

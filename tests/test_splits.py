@@ -7,18 +7,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vae_mnist.config import Config
+from vae_mnist.common.config import Config
+from vae_mnist.common.errors import ConfigError
 from vae_mnist.data.arrays import array_digest
-from vae_mnist.data.binarization import binarize
 from vae_mnist.data.splits import (
     SPLIT_METHOD,
+    binarize,
     build_splits,
     scale,
     split_stats,
     stats,
     stratified_split,
 )
-from vae_mnist.errors import ConfigError
 
 from .conftest import override, synthetic_split
 

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from vae_mnist.errors import StackError
-from vae_mnist.ports import free_port
-from vae_mnist.stack.ceph import s3_client
-from vae_mnist.stack.control import DEFAULT_PORTS, down, status, up
-from vae_mnist.stack.processes import alive
-from vae_mnist.stack.state import Stack, read
+from vae_mnist.common.errors import StackError
+from vae_mnist.common.ports import free_port
+from vae_mnist_tools.stack.ceph import s3_client
+from vae_mnist_tools.stack.control import DEFAULT_PORTS, down, status, up
+from vae_mnist_tools.stack.processes import alive
+from vae_mnist_tools.stack.state import Stack, read
 
 from .conftest import REPO, log_in, processes_of, require_stack_binaries, stack_folder
 
@@ -37,9 +37,9 @@ BIN = Path(sys.executable).parent
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m vae_mnist.stack ...` in a fresh process."""
+    """`python -m vae_mnist_tools.stack ...` in a fresh process."""
     return subprocess.run(
-        [sys.executable, "-m", "vae_mnist.stack", *args],
+        [sys.executable, "-m", "vae_mnist_tools.stack", *args],
         capture_output=True,
         text=True,
         env=env,

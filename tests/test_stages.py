@@ -12,15 +12,15 @@ import mlflow
 import numpy as np
 import pytest
 
-from vae_mnist.config import Config
+from vae_mnist.common.config import Config
+from vae_mnist.common.errors import DownloadError
+from vae_mnist.common.history import read as read_history
+from vae_mnist.common.pipeline import FIGURES_DIR, METRICS_FILE, PER_DIGIT_FILE
+from vae_mnist.common.quantities import HISTORY_COLUMNS
 from vae_mnist.data import mirrors
-from vae_mnist.errors import DownloadError
-from vae_mnist.history import read as read_history
-from vae_mnist.model import load_vae
-from vae_mnist.quantities import HISTORY_COLUMNS
+from vae_mnist.model.files import load_vae
 from vae_mnist.stages.download import download
 from vae_mnist.stages.evaluate import evaluate
-from vae_mnist.stages.names import FIGURES_DIR, METRICS_FILE, PER_DIGIT_FILE
 from vae_mnist.stages.preprocess import preprocess
 from vae_mnist.stages.train import train
 

@@ -17,10 +17,10 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from vae_mnist.errors import ConfigError
-from vae_mnist.stack.state import Stack
-from vae_mnist.studies import as_recipe, experiment_names, storage_url, suggest
-from vae_mnist.sweeps import Dimension, load_sweeps
+from vae_mnist.common.errors import ConfigError
+from vae_mnist.experiments.studies import as_recipe, experiment_names, storage_url, suggest
+from vae_mnist.experiments.sweeps import Dimension, load_sweeps
+from vae_mnist_tools.stack.state import Stack
 
 from .conftest import REPO, log_in
 from .workspace import BIN, Repo
@@ -46,7 +46,7 @@ longer:
 
 
 def sweep(repo: Repo, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return repo.run(str(BIN / "python"), "-m", "vae_mnist.sweeps", "run", name, *args,
+    return repo.run(str(BIN / "python"), "-m", "vae_mnist.experiments.sweeps", "run", name, *args,
                     check=check)  # fmt: skip
 
 
@@ -109,7 +109,7 @@ def test_experiment_names_and_the_best_trial_as_a_recipe_that_loads(tmp_path: Pa
     )  # fmt: skip
     text = as_recipe(loaded["longer"], trial)
     (tmp_path / "recipes.yaml").write_text(text)
-    from vae_mnist.recipes import load_recipes
+    from vae_mnist.experiments.recipes import load_recipes
 
     (recipe,) = load_recipes(tmp_path / "recipes.yaml", REPO / "params.yaml").values()
     assert recipe.name == "longer-best"
@@ -134,7 +134,7 @@ def test_the_study_is_beside_a_sqlite_store_and_a_server_needs_the_team_database
 
 def test_an_unknown_sweep_is_one_line_and_exit_2() -> None:
     result = subprocess.run(
-        [str(BIN / "python"), "-m", "vae_mnist.sweeps", "run", "nope"],
+        [str(BIN / "python"), "-m", "vae_mnist.experiments.sweeps", "run", "nope"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2
@@ -220,7 +220,7 @@ def test_an_interrupted_worker_fails_its_trial_cleanly_and_the_next_continues(
     output = repo.root.parent / "sweep-output.txt"
     with output.open("wb") as sink:
         worker = subprocess.Popen(
-            [str(BIN / "python"), "-m", "vae_mnist.sweeps", "run", "longer"], cwd=repo.root,
+            [str(BIN / "python"), "-m", "vae_mnist.experiments.sweeps", "run", "longer"], cwd=repo.root,
             env=repo.env, stdout=sink, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + WAIT_S
@@ -270,7 +270,7 @@ def test_two_machines_share_one_study_on_the_stacks_postgresql(
     sink = [(tmp_path / f"{n}.txt").open("wb") for n in ("one", "two")]
     workers = [
         subprocess.Popen(
-            [str(BIN / "python"), "-m", "vae_mnist.sweeps", "run", "tiny", "-n", "3"],
+            [str(BIN / "python"), "-m", "vae_mnist.experiments.sweeps", "run", "tiny", "-n", "3"],
             cwd=clone.root,
             env=clone.env,
             stdout=out,
@@ -349,7 +349,7 @@ def test_runs_logging_the_same_new_dataset_at_once_all_succeed_on_the_server(
 
 
 def _open_study_storage(url: str, start: Any, results: Any) -> None:
-    from vae_mnist.trials import open_storage
+    from vae_mnist.training.trials import open_storage
 
     start.wait()
     try:
@@ -382,7 +382,7 @@ def test_logging_in_to_a_stack_in_process_leaves_none_of_its_variables_behind(
 ) -> None:
     """Every variable a stack's client gets (the sweeps' database among them) is set back after
     `access.logged_in`: one left behind sent a later test's sqlite sweep to another stack."""
-    from vae_mnist.stack import access, credentials
+    from vae_mnist_tools.stack import access, credentials
 
     found = credentials.files(tmp_path)
     found.folder.mkdir()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from vae_mnist.errors import ConfigError
-from vae_mnist.sweeps import SWEEPS_FILE, Pruning, load_sweeps
+from vae_mnist.common.errors import ConfigError
+from vae_mnist.experiments.sweeps import SWEEPS_FILE, Pruning, load_sweeps
 
 from .conftest import REPO
 from .workspace import BIN
@@ -87,7 +87,7 @@ def test_the_command_line_refuses_a_bad_file_with_exit_2(tmp_path: Path) -> None
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     (tmp_path / "sweeps.yaml").write_text(GOOD.replace("[32, 64]", "[]"))
     result = subprocess.run(
-        [str(BIN / "python"), "-m", "vae_mnist.sweeps", "list"],
+        [str(BIN / "python"), "-m", "vae_mnist.experiments.sweeps", "list"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2

@@ -23,10 +23,10 @@ import mlflow
 import numpy as np
 import pytest
 
+from vae_mnist.common.ports import free_port
 from vae_mnist.data.arrays import load_split
-from vae_mnist.ports import free_port
-from vae_mnist.stack.ceph import s3_client
-from vae_mnist.stack.state import Stack
+from vae_mnist_tools.stack.ceph import s3_client
+from vae_mnist_tools.stack.state import Stack
 
 from .conftest import log_in, real_mnist
 from .workspace import BIN, SHRUNK, STAGES, Repo

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from vae_mnist.tensorflow_env import PORTABLE, SETTINGS, quiet_tensorflow
+from vae_mnist.common.tensorflow_env import PORTABLE, SETTINGS, quiet_tensorflow
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from vae_mnist.config import Config
-from vae_mnist.errors import TrackingError
-from vae_mnist.machine import fingerprint
-from vae_mnist.ports import free_port
+from vae_mnist.common.config import Config
+from vae_mnist.common.errors import TrackingError
+from vae_mnist.common.machine import fingerprint
+from vae_mnist.common.ports import free_port
 from vae_mnist.stages.preprocess import preprocess
 from vae_mnist.tracking.runs import machine_tags, run_name, run_tags, stage_run
 from vae_mnist.tracking.store import EXPERIMENT_KIND_TAG, experiment_id, store

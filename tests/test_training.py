@@ -12,13 +12,13 @@ import keras
 import numpy as np
 import pytest
 
-from vae_mnist.config import Config
-from vae_mnist.errors import ConfigError, Diverged
-from vae_mnist.model import build_vae
-from vae_mnist.quantities import EPOCH_NAMES, HISTORY_COLUMNS
-from vae_mnist.training import (
+from vae_mnist.common.config import Config
+from vae_mnist.common.errors import ConfigError, Diverged
+from vae_mnist.common.quantities import EPOCH_NAMES, HISTORY_COLUMNS
+from vae_mnist.model.vae import build_vae
+from vae_mnist.training.callbacks import EpochRecorder
+from vae_mnist.training.fit import (
     STEPS_PER_EXECUTION,
-    EpochRecorder,
     batches,
     check_batch_size,
     compile_vae,

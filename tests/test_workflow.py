@@ -17,7 +17,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from vae_mnist.deps import code_deps
+from vae_mnist_tools.deps import code_deps
 
 from .conftest import REPO
 from .workspace import STAGES, Repo
@@ -178,7 +178,7 @@ def loaded_by(stage: str) -> frozenset[str]:
 
 
 def importers(name: str) -> set[str]:
-    """The stages whose script loads the file, read off the imports (vae_mnist.deps; the
+    """The stages whose script loads the file, read off the imports (vae_mnist_tools.deps; the
     precision that matters, e.g. the champion rule evaluate's alone, is pinned in test_deps)."""
     return {stage for stage in STAGES if name in loaded_by(stage)}
 

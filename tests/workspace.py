@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from vae_mnist.config import set_dotted
+from vae_mnist.common.config import set_dotted
 
 from .conftest import REPO
 

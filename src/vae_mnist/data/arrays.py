@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from vae_mnist.errors import RESTORE_HINT, DataError
-from vae_mnist.outputs import file_sha256, json_text
+from vae_mnist.common.errors import RESTORE_HINT, DataError
+from vae_mnist.common.outputs import file_sha256, json_text
+from vae_mnist.common.quantities import SPLITS
 
-SPLITS = ("train", "val", "test")
 STATS_FILE = "stats.json"
 FILES = "files"  # stats.json's record of each array file's sha256
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_mnist.data.mnist import IMAGE_SHAPE, NUM_CLASSES
-from vae_mnist.data.raw import MNIST_FILES, SPLIT_FILES
-from vae_mnist.errors import DataError
+from vae_mnist.common.errors import DataError
+from vae_mnist.common.mnist import IMAGE_SHAPE, NUM_CLASSES
+from vae_mnist.data.mnist import MNIST_FILES, SPLIT_FILES
 
 # IDX element-type codes and the numpy types they denote (big-endian on disk).
 _IDX_DTYPES = {

@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 import requests
 from tqdm import tqdm
 
-from vae_mnist.data.raw import MNIST_FILES, MnistFile
-from vae_mnist.errors import DownloadError
-from vae_mnist.urls import URL_START, redact
+from vae_mnist.common.errors import DownloadError
+from vae_mnist.common.urls import URL_START, redact
+from vae_mnist.data.mnist import MNIST_FILES, MnistFile
 
 MIRROR_ENV = "MNIST_MIRROR"
 ALLOW_HTTP_ENV = "MNIST_MIRROR_ALLOW_HTTP"  # set to 1 to accept plain http to another machine

@@ -12,15 +12,21 @@ from typing import Any
 
 import numpy as np
 
-from vae_mnist.config import Config
+from vae_mnist.common.config import Config
+from vae_mnist.common.errors import ConfigError
+from vae_mnist.common.quantities import TEST, TRAIN, VAL
+from vae_mnist.common.mnist import NUM_CLASSES
 from vae_mnist.data.arrays import array_digest
-from vae_mnist.data.binarization import binarize
-from vae_mnist.data.mnist import NUM_CLASSES
-from vae_mnist.errors import ConfigError
 
 Split = tuple[np.ndarray, np.ndarray]  # (images, labels)
 
 SPLIT_METHOD = "stratified by digit"
+
+
+def binarize(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """float32 0/1 images: a pixel is on when its uniform float32 draw is below its intensity,
+    so that P(on) is the intensity exactly (a draw equal to it is off)."""
+    return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
 
 
 def stratified_split(
@@ -69,9 +75,9 @@ def build_splits(config: Config, train: Split, test: Split) -> dict[str, Split]:
         )
     train_idx, val_idx = stratified_split(train_labels, config.data.val_size, split_rng)
     splits = {
-        "train": (scale(train_images[train_idx]), train_labels[train_idx]),
-        "val": (scale(train_images[val_idx]), train_labels[val_idx]),
-        "test": (scale(test_images), test_labels),
+        TRAIN: (scale(train_images[train_idx]), train_labels[train_idx]),
+        VAL: (scale(train_images[val_idx]), train_labels[val_idx]),
+        TEST: (scale(test_images), test_labels),
     }
     if config.data.binarize == "static":
         splits = {name: (binarize(x, binarize_rng), y) for name, (x, y) in splits.items()}

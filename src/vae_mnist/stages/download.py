@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mlflow
-
-from vae_mnist.config import Config
+from vae_mnist.common.config import Config
+from vae_mnist.common.outputs import atomic_directory
+from vae_mnist.common.urls import redact
 from vae_mnist.data.mirrors import Fetched, Policy, download_all, mirrors_from_env
-from vae_mnist.outputs import atomic_directory
-from vae_mnist.tracking.runs import stage_run
-from vae_mnist.urls import redact
+from vae_mnist.tracking import runs
 
 
 def download(config: Config, out_dir: Path, policy: Policy = Policy()) -> list[Fetched]:
@@ -20,12 +18,12 @@ def download(config: Config, out_dir: Path, policy: Policy = Policy()) -> list[F
     """
     mirrors = mirrors_from_env()
     shown = " ".join(redact(mirror) for mirror in mirrors)
-    with stage_run("download", config.mlflow.experiment_name, {"mirrors": shown}):
+    with runs.stage_run("download", config.mlflow.experiment_name, {"mirrors": shown}):
         with atomic_directory(out_dir) as staging:
             fetched = download_all(staging, mirrors, policy)
         for item in fetched:
-            mlflow.log_params(
-                {f"{item.name}.source": item.source, f"{item.name}.sha256": item.sha256}
+            runs.log(
+                params={f"{item.name}.source": item.source, f"{item.name}.sha256": item.sha256},
+                metrics={f"{item.name}.bytes": item.size},
             )
-            mlflow.log_metric(f"{item.name}.bytes", item.size)
     return fetched

@@ -9,23 +9,32 @@ from typing import Any
 import numpy as np
 from keras import ops
 
-from vae_mnist import figures, history
-from vae_mnist.config import Config
+from vae_mnist.common import history
+from vae_mnist.common.config import Config
+from vae_mnist.common.outputs import atomic_directory, file_sha256, json_text
+from vae_mnist.common.pipeline import (
+    EVALUATE,
+    FIGURES_DIR,
+    LATENT,
+    LATENT_FILES,
+    METRICS_FILE,
+    PER_DIGIT_FILE,
+    stage_params,
+)
+from vae_mnist.common.quantities import TEST, metric
 from vae_mnist.data.arrays import array_digest, load_split, save_array, split_files
-from vae_mnist.metrics import (
+from vae_mnist.evaluation import figures
+from vae_mnist.evaluation.memory import check_fits
+from vae_mnist.evaluation.metrics import (
     binarized_test_images,
     per_digit_records,
     per_image_terms,
     summarise,
 )
-from vae_mnist.model import VAE, load_vae
-from vae_mnist.outputs import atomic_directory, file_sha256, json_text
-from vae_mnist.quantities import TEST, metric
-from vae_mnist.stages.names import FIGURES_DIR, METRICS_FILE, PER_DIGIT_FILE
-from vae_mnist.tracking import names, registry
+from vae_mnist.model.files import load_vae
+from vae_mnist.model.vae import VAE
+from vae_mnist.tracking import registry
 from vae_mnist.tracking.runs import log_dataset, stage_run
-
-PARAMS = ("seed", "data.binarize", "evaluate.iwae_samples")
 
 
 def evaluate(
@@ -34,12 +43,13 @@ def evaluate(
     """metrics.json, per_digit.json, figures/ and latent/ in `out_dir`; returns what
     metrics.json holds. Computed, written (all or nothing), then logged and published."""
     vae = load_vae(model_path)
+    k = config.evaluate.iwae_samples
+    check_fits(k, vae.decoder)  # before any work: the model's layers say what k costs
     grey, labels = load_split(processed_dir, TEST)
     images, which = binarized_test_images(grey, config.data.binarize, config.seed)
-    k = config.evaluate.iwae_samples
-    params = {key: config.flat()[key] for key in PARAMS}
+    params = config.params(stage_params(EVALUATE))
     digest = file_sha256(model_path)
-    with stage_run("evaluate", config.mlflow.experiment_name, params):
+    with stage_run(EVALUATE, config.mlflow.experiment_name, params):
         train_run, model_id = registry.training_run(digest), registry.logged_model(digest)
         source = split_files(processed_dir, TEST)[0]
         test_data = log_dataset(TEST, grey, labels, source, array_digest(grey, labels), model_id)
@@ -54,12 +64,12 @@ def evaluate(
             render_figures(
                 vae, images, labels, terms, summary, history_dir, staging / FIGURES_DIR, config.seed
             )
-            write_latent(terms["z_mean"], labels, staging / names.LATENT)
+            write_latent(terms["z_mean"], labels, staging / LATENT)
             (staging / METRICS_FILE).write_text(json_text(metrics), encoding="utf-8")
             (staging / PER_DIGIT_FILE).write_text(json_text(records), encoding="utf-8")
 
         test_metrics = {metric(TEST, name): value for name, value in summary[TEST].items()}
-        shared = [out_dir / FIGURES_DIR, out_dir / names.LATENT]
+        shared = [out_dir / FIGURES_DIR, out_dir / LATENT]
         documents = {METRICS_FILE: metrics, PER_DIGIT_FILE: records}
         registry.log_test_results(test_metrics, model_id, test_data, documents, shared)
         registry.publish_test_results(
@@ -72,7 +82,7 @@ def evaluate(
 def write_latent(z_mean: np.ndarray, labels: np.ndarray, folder: Path) -> None:
     """The test set's latent means and labels, which the explorer draws the latent space from."""
     folder.mkdir()
-    for name, array in zip(names.LATENT_FILES, (z_mean.astype(np.float32), labels), strict=True):
+    for name, array in zip(LATENT_FILES, (z_mean.astype(np.float32), labels), strict=True):
         save_array(folder / name, array)
 
 
@@ -86,7 +96,7 @@ def render_figures(
     folder: Path,
     seed: int,
 ) -> None:
-    """The figures, drawn by vae_mnist.figures with this model's decoder."""
+    """The figures, drawn by vae_mnist.evaluation.figures with this model's decoder."""
 
     def decode(codes: np.ndarray) -> np.ndarray:
         return np.asarray(ops.sigmoid(vae.decoder(codes, training=False)))[..., 0]

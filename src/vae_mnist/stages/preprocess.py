@@ -5,34 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import mlflow
-
-from vae_mnist.config import Config
+from vae_mnist.common.config import Config
+from vae_mnist.common.outputs import atomic_directory
+from vae_mnist.common.pipeline import PREPROCESS, stage_params
+from vae_mnist.common.quantities import TEST, TRAIN, metric
 from vae_mnist.data.arrays import STATS_FILE, save_dataset, split_files
 from vae_mnist.data.idx import read_split
 from vae_mnist.data.splits import build_splits, stats
-from vae_mnist.outputs import atomic_directory
-from vae_mnist.quantities import metric
-from vae_mnist.tracking.runs import log_dataset, stage_run
-
-PARAMS = ("seed", "data.val_size", "data.binarize")
+from vae_mnist.tracking import runs
 
 
 def preprocess(config: Config, raw_dir: Path, out_dir: Path) -> dict[str, Any]:
     """Write the splits and stats.json to `out_dir`; returns the stats."""
-    params = {key: config.flat()[key] for key in PARAMS}
-    with stage_run("preprocess", config.mlflow.experiment_name, params):
-        splits = build_splits(config, read_split(raw_dir, "train"), read_split(raw_dir, "test"))
+    params = config.params(stage_params(PREPROCESS))
+    with runs.stage_run(PREPROCESS, config.mlflow.experiment_name, params):
+        splits = build_splits(config, read_split(raw_dir, TRAIN), read_split(raw_dir, TEST))
         with atomic_directory(out_dir) as staging:
             recorded = save_dataset(staging, splits, stats(config, splits))
         for name, (images, labels) in splits.items():
             info = recorded["splits"][name]
-            mlflow.log_metrics(
-                {
+            runs.log(
+                metrics={
                     metric(name, "count"): info["count"],
                     metric(name, "pixel_mean"): info["pixel_mean"],
                 }
             )
-            log_dataset(name, images, labels, split_files(out_dir, name)[0], info["digest"])
-        mlflow.log_dict(recorded, STATS_FILE)
+            runs.log_dataset(name, images, labels, split_files(out_dir, name)[0], info["digest"])
+        runs.log(documents={STATS_FILE: recorded})
     return recorded

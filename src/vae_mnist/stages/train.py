@@ -6,16 +6,18 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from vae_mnist import distribution
-from vae_mnist.config import Config
+from vae_mnist.common.config import Config
+from vae_mnist.common.outputs import atomic_directory, file_sha256
+from vae_mnist.common.pipeline import TRAIN as TRAIN_STAGE
+from vae_mnist.common.quantities import TRAIN, VAL
 from vae_mnist.data.arrays import array_digest, load_split, split_files
-from vae_mnist.outputs import atomic_directory, file_sha256
 from vae_mnist.tracking.models import EpochMetrics, log_model
 from vae_mnist.tracking.runs import log_dataset, stage_run
-from vae_mnist.training import EpochLog, fit_vae
-from vae_mnist.trials import pruning_callbacks
+from vae_mnist.training import distribution
+from vae_mnist.training.callbacks import EpochLog
+from vae_mnist.training.fit import fit_vae
+from vae_mnist.training.trials import pruning_callbacks
 
-SPLITS = ("train", "val")
 SERVING_EXAMPLE = 8  # validation images that give the registered model its signature
 
 
@@ -29,15 +31,15 @@ def train(
     """
     flat = config.flat()
     topology = distribution.start(config.train.distribution, config.train.batch_size)  # first
-    splits = {split: load_split(processed_dir, split) for split in SPLITS}
-    (train_images, _), (val_images, _) = splits["train"], splits["val"]
+    splits = {split: load_split(processed_dir, split) for split in (TRAIN, VAL)}
+    (train_images, _), (val_images, _) = splits[TRAIN], splits[VAL]
     digests = {split: array_digest(images, labels) for split, (images, labels) in splits.items()}
     with distribution.peers_answering(topology), contextlib.ExitStack() as chief_only:
         distribution.check_agreement(topology, distribution.fingerprint(flat, digests))
         params = {**flat, **topology.record()}
         callbacks, save_to = [], None  # the other workers train beside the chief: no files, no run
         if topology.chief:
-            chief_only.enter_context(stage_run("train", config.mlflow.experiment_name, params))
+            chief_only.enter_context(stage_run(TRAIN_STAGE, config.mlflow.experiment_name, params))
             datasets = {
                 split: log_dataset(
                     split, images, labels, split_files(processed_dir, split)[0], digests[split]

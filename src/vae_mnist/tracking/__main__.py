@@ -7,12 +7,12 @@ import argparse
 import os
 import sys
 
-from vae_mnist.config import PARAMS_FILE, load_config
-from vae_mnist.errors import reports_errors
+from vae_mnist.common.config import PARAMS_FILE, load_config
+from vae_mnist.common.errors import reports_errors
+from vae_mnist.common.urls import redact
 from vae_mnist.tracking.names import CHAMPION
 from vae_mnist.tracking.serving import serve_command
 from vae_mnist.tracking.store import UI_PORT, UI_URL_SUFFIX, experiment_id, store
-from vae_mnist.urls import redact
 
 
 @reports_errors
@@ -72,7 +72,7 @@ def _govern(args: argparse.Namespace, served: str) -> None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from vae_mnist.errors import TrackingError
+    from vae_mnist.common.errors import TrackingError
     from vae_mnist.tracking import governance, registry
     from vae_mnist.tracking.store import first_line, hint, require_store, shown_uri
 

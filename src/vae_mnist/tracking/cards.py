@@ -30,7 +30,7 @@ test -ELBO.
   `mlflow.pyfunc.load_model("models:/{model_name}@{names.CHAMPION}")`
 - The whole VAE (encoder, decoder, sampling; what the evaluate stage measures):
   `{names.CHECKPOINT}/vae.keras` in the version's files, the same bytes as the DVC artifact;
-  load it with `vae_mnist.model.load_vae`."""
+  load it with `vae_mnist.model.vae.load_vae`."""
 
 
 def version_card(

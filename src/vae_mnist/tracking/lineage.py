@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import mlflow
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
-from vae_mnist.quantities import TEST
+from vae_mnist.common.quantities import TEST
 from vae_mnist.tracking import names
 
 REPRODUCED = "reproduced"  # model version tags: reproduced/<machine id> = the verdict there
@@ -36,8 +36,10 @@ class Lineage:
     evaluation_run: str | None = None  # its latest evaluate run (None: never evaluated)
 
 
-def read_lineage(client: mlflow.MlflowClient, model_name: str, version: str) -> Lineage:
-    """The lineage of version `version` (a number) of `model_name` in `client`'s store."""
+def read_lineage(model_name: str, version: str, store: str | None = None) -> Lineage:
+    """The lineage of version `version` (a number) of `model_name` in `store` (a tracking URI;
+    None: the project's)."""
+    client = mlflow.MlflowClient(store)
     held = client.get_model_version(model_name, version)
     run = client.get_run(held.run_id)
     tags = run.data.tags
@@ -65,14 +67,15 @@ def read_lineage(client: mlflow.MlflowClient, model_name: str, version: str) -> 
     )
 
 
-def latest_version(client: mlflow.MlflowClient, model_name: str) -> str | None:
-    """The newest version of `model_name` in `client`'s store (a rebuild's store holds one)."""
-    found = client.search_model_versions(f"name = '{model_name}'")
+def latest_version(model_name: str, store: str | None = None) -> str | None:
+    """The newest version of `model_name` in `store` (a rebuild's store holds one)."""
+    found = mlflow.MlflowClient(store).search_model_versions(f"name = '{model_name}'")
     return str(max(int(v.version) for v in found)) if found else None
 
 
-def made_data(client: mlflow.MlflowClient, experiment: str) -> dict[str, str]:
-    """The data digests of the newest preprocess run in `client`'s store: what it made."""
+def made_data(experiment: str, store: str | None = None) -> dict[str, str]:
+    """The data digests of the newest preprocess run in `store`: what it made."""
+    client = mlflow.MlflowClient(store)
     found = client.get_experiment_by_name(experiment)
     runs = client.search_runs(
         [found.experiment_id] if found else [],
@@ -92,8 +95,6 @@ def _digests(run: mlflow.entities.Run) -> dict[str, str]:
     }
 
 
-def record_verdict(
-    client: mlflow.MlflowClient, model_name: str, version: str, machine_id: str, verdict: str
-) -> None:
+def record_verdict(model_name: str, version: str, machine_id: str, verdict: str) -> None:
     """Tag the version with the verdict of its rebuild on the machine `machine_id`."""
-    client.set_model_version_tag(model_name, version, f"{REPRODUCED}/{machine_id}", verdict)
+    mlflow.MlflowClient().set_model_version_tag(model_name, version, f"{REPRODUCED}/{machine_id}", verdict)

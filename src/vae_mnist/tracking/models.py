@@ -18,10 +18,10 @@ import numpy as np
 import tensorflow as tf
 from mlflow.models import Model, infer_signature
 
-from vae_mnist.config import project_root
-from vae_mnist.machine import fingerprint
-from vae_mnist.outputs import file_sha256
-from vae_mnist.quantities import EPOCH_NAMES, VAL
+from vae_mnist.common.config import project_root
+from vae_mnist.common.machine import fingerprint
+from vae_mnist.common.outputs import file_sha256
+from vae_mnist.common.quantities import EPOCH_NAMES, VAL
 from vae_mnist.tracking import cards, governance, names
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from vae_mnist.common.quantities import TEST, TRAIN, VAL
+
 STAGE = "stage"  # run tag: the DVC stage that opened the run
 GIT_DIRTY = "git.dirty"  # beside MLflow's own mlflow.source.git.commit, which has no such flag
 DVC_EXP_NAME, DVC_BASELINE = "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"  # what `dvc exp run` sets
@@ -32,15 +34,13 @@ SERVED_FILE = ("data", "model.keras")  # the logged model's file that `mlflow mo
 SERVED_DIGEST = "served.sha256"  # model version: the sha256 of that file, as logged
 CHECKPOINT = "checkpoint"  # the logged model's folder that holds the DVC artifact's file
 REGISTERED_VERSION = "registered_model_version"  # train run: the version it registered
-LATENT = "latent"  # evaluate and train runs: the test set's latent means, as LATENT_FILES
-LATENT_FILES = ("z_mean.npy", "labels.npy")  # (N, latent_dim) float32, (N,) uint8
 TRAIN_RUN = "train_run_id"  # evaluate run: the training run of the model it evaluated
 MACHINE = "machine"  # every run, and a model version: machine.id, machine.cpu, ... (machine.py)
 
 CHAMPION = "champion"  # registry alias: the best version evaluated so far
 NONE = "none"  # the value of a tag whose subject does not exist
 
-DATASET_CONTEXT = {"train": "training", "val": "validation", "test": "test"}
+DATASET_CONTEXT = {TRAIN: "training", VAL: "validation", TEST: "test"}
 
 
 def machine_tag(field: str) -> str:

@@ -2,7 +2,7 @@
 
 Lineage is by content: the evaluate run finds the training run whose `model.sha256` tag is the
 digest of the model file it evaluated (a run id written into a DVC out would change the out on
-every run). The alias follows vae_mnist.champion's rule, applied with no lock so that it is right
+every run). The alias follows vae_mnist.tracking.champion's rule, applied with no lock so that it is right
 on every store, a sqlite file or a server that several machines share. On a governed store
 (tracking/governance.py) the version evaluated is a candidate, and only a maintainer's
 promotion copies it into the served model, where the rule then moves the alias; every move is
@@ -18,10 +18,9 @@ from typing import Any
 import mlflow
 from mlflow.exceptions import MlflowException
 
-from vae_mnist import champion
-from vae_mnist.errors import TrackingError
-from vae_mnist.quantities import TEST_NEG_ELBO
-from vae_mnist.tracking import cards, governance, names
+from vae_mnist.common.errors import TrackingError
+from vae_mnist.common.quantities import TEST_NEG_ELBO
+from vae_mnist.tracking import cards, champion, governance, names
 from vae_mnist.tracking.store import first_line, shown_uri
 
 CONVERGE_ROUNDS = 20
@@ -298,6 +297,11 @@ def scores(client: mlflow.MlflowClient, model_name: str) -> dict[str, float]:
         token = page.token
         if not token:
             return found
+
+
+def champion_of(model_name: str) -> str | None:
+    """The version that holds `@champion` in the project's store; None: none does."""
+    return champion_version(mlflow.MlflowClient(), model_name)
 
 
 def champion_version(client: mlflow.MlflowClient, model_name: str) -> str | None:

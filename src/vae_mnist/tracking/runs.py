@@ -24,9 +24,9 @@ from mlflow.entities import LoggedModelInput, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
-from vae_mnist.config import project_root
-from vae_mnist.errors import Stopped, TrackingError
-from vae_mnist.machine import fingerprint
+from vae_mnist.common.config import project_root
+from vae_mnist.common.errors import Stopped, TrackingError
+from vae_mnist.common.machine import fingerprint
 from vae_mnist.tracking import names
 from vae_mnist.tracking.store import (
     experiment_id,
@@ -127,6 +127,20 @@ def stage_run(
             f"MLflow store {shown_uri()} failed during the {stage} stage: {first_line(error)} "
             f"({hint(error)})"
         ) from None
+
+
+def log(
+    params: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    documents: Mapping[str, Any] | None = None,
+) -> None:
+    """Params, metrics and JSON documents (file name -> data) on the stage's active run."""
+    if params:
+        mlflow.log_params(dict(params))
+    if metrics:
+        mlflow.log_metrics(dict(metrics))
+    for file_name, document in (documents or {}).items():
+        mlflow.log_dict(document, file_name)
 
 
 def log_dataset(

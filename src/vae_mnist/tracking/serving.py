@@ -18,13 +18,13 @@ from pathlib import Path
 import mlflow
 from mlflow.exceptions import MlflowException
 
-from vae_mnist.config import project_root
-from vae_mnist.errors import TrackingError
-from vae_mnist.outputs import file_sha256
+from vae_mnist.common.config import project_root
+from vae_mnist.common.errors import TrackingError
+from vae_mnist.common.outputs import file_sha256
+from vae_mnist.common.urls import redact
 from vae_mnist.tracking import names
 from vae_mnist.tracking.names import CHAMPION
 from vae_mnist.tracking.store import first_line, require_store
-from vae_mnist.urls import redact
 
 SERVE_DIR = ".serve"  # at the project root: the verified copies (ignored by git and DVC)
 NO_PICKLE = {"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}

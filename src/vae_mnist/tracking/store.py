@@ -20,9 +20,9 @@ import requests
 from filelock import FileLock, Timeout
 from mlflow.exceptions import MlflowException
 
-from vae_mnist.config import project_root
-from vae_mnist.errors import TrackingError
-from vae_mnist.urls import redact
+from vae_mnist.common.config import project_root
+from vae_mnist.common.errors import TrackingError
+from vae_mnist.common.urls import redact
 
 STORE_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
@@ -210,13 +210,13 @@ def hint(error: BaseException) -> str:
             return (
                 f"the server lets in only its users, and {' and '.join(missing)} "
                 f"{'is' if len(missing) == 1 else 'are'} not set (`make stack-up` prints the "
-                "exports; `python -m vae_mnist.stack user add` makes a user)"
+                "exports; `python -m vae_mnist_tools.stack user add` makes a user)"
             )
         return f"the server refused the password of user {user}: check {CREDENTIALS[1]}"
     if status == 403:
         return (
             f"user {user} may not do this on the server: its role does not allow it "
-            "(the stack's admin gives roles: `python -m vae_mnist.stack user list`)"
+            "(the stack's admin gives roles: `python -m vae_mnist_tools.stack user list`)"
         )
     return STORE_HINT
 

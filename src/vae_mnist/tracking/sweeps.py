@@ -14,7 +14,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.entities import RunStatus, ViewType
 
-from vae_mnist.quantities import at_best
+from vae_mnist.common.quantities import at_best
 from vae_mnist.tracking import names
 from vae_mnist.tracking.runs import run_tags
 from vae_mnist.tracking.store import experiment_id

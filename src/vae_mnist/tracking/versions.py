@@ -15,9 +15,10 @@ import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from vae_mnist.errors import ExplorerError, TrackingError
-from vae_mnist.outputs import file_sha256
-from vae_mnist.quantities import TEST
+from vae_mnist.common.errors import ExplorerError, TrackingError
+from vae_mnist.common.outputs import file_sha256
+from vae_mnist.common.pipeline import LATENT, LATENT_FILES
+from vae_mnist.common.quantities import TEST
 from vae_mnist.tracking import names
 from vae_mnist.tracking.store import first_line, hint, locked, shown_uri, ui_base, unreachable
 
@@ -178,13 +179,13 @@ def download_checkpoint(model_name: str, version: str, folder: Path) -> Path:
 def download_latent(model_name: str, version: str, run_id: str, folder: Path) -> Path:
     """The folder of the test set's latent means that the version's evaluation logged."""
     try:
-        latent = _download(run_id=run_id, artifact_path=names.LATENT, dst_path=str(folder))
+        latent = _download(run_id=run_id, artifact_path=LATENT, dst_path=str(folder))
     except (MlflowException, OSError):
         latent = None
-    if latent is None or not all((Path(latent) / f).is_file() for f in names.LATENT_FILES):
+    if latent is None or not all((Path(latent) / f).is_file() for f in LATENT_FILES):
         raise ExplorerError(
             f"{model_name} v{version} has no latent means from an evaluation (no "
-            f"{names.LATENT}/ in its training run {run_id}; evaluated before the explorer "
+            f"{LATENT}/ in its training run {run_id}; evaluated before the explorer "
             "existed, or never): open a version evaluated since (make explore "
             "EXPLORE_VERSION=<number>)"
         )

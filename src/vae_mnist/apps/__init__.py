@@ -1,0 +1,1 @@
+"""Programs on the registered models: the latent-space explorer and the served champion."""
