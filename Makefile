@@ -40,26 +40,26 @@ repro: env ## run the whole pipeline (dvc repro); set MNIST_MIRROR to use an off
 BASE ?= HEAD
 OTHER ?= workspace
 report: env ## compare OTHER with BASE (default: the workspace with HEAD): make report BASE=champion OTHER=<exp>
-	python -m vae_mnist.experiments.report --base $(BASE) $(OTHER)
+	vae-mnist report --base $(BASE) $(OTHER)
 
 # V: a version number or an alias (default champion). Exit 0: identical or within seed noise;
 # 1: beyond noise; 2: the lineage lacks something (a commit, data, an environment).
 V ?= champion
 reproduce: env ## rebuild a registered version from its lineage and judge it: make reproduce V=3
-	python -m vae_mnist.experiments.reproduce $(V)
+	vae-mnist reproduce $(V)
 
 # The champion's moves on a governed store (the team server): V is a candidate's version number.
 # Each move is recorded on the model with who, when and why; champion-log prints them.
 promote: env ## a maintainer promotes candidate V to @champion after re-checking the rule: make promote V=7
 	@test -n "$(filter-out champion,$(V))" || { echo "which candidate? make promote V=<version>"; exit 2; }
-	python -m vae_mnist.tracking promote $(V)
+	vae-mnist tracking promote $(V)
 
 WHY ?= rolled back by hand
 rollback: env ## withdraw the champion; @champion goes back to the best of the rest (WHY="...")
-	python -m vae_mnist.tracking rollback --why "$(WHY)"
+	vae-mnist tracking rollback --why "$(WHY)"
 
 champion-log: env ## every recorded move of @champion: when, who, from, to, why
-	python -m vae_mnist.tracking champion-log
+	vae-mnist tracking champion-log
 
 # pytest-xdist workers; the tests that share a started stack or a module's fixture stay in one
 # (conftest.worker_group). On 2 cores, a fresh clone's whole .ci/run: 3 workers 17:39, 4 17:11
@@ -73,34 +73,34 @@ test: env ## run the whole test suite (end-to-end tests need MNIST_MIRROR or int
 test-fast: env ## the unit tests only (no end-to-end run, team stack, browser or fresh TensorFlow)
 	$(PYTEST) -m "not e2e and not stack and not browser and not processes"
 
-lint: env ## ruff: lint and format check; dvc.yaml's code deps are the stages' imports
+lint: env ## ruff (lint, format), the layers' import rules, dvc.yaml's code deps against the imports
 	ruff check .
 	ruff format --check .
-	python -m vae_mnist_tools.deps --check
+	lint-imports --no-cache
+	vae-mnist deps check
 
 deps: env ## write each stage's code deps into dvc.yaml from what its script imports
-	python -m vae_mnist_tools.deps --write
+	vae-mnist deps write
 
 format: env ## ruff: fix what can be fixed and format
 	ruff check --fix .
 	ruff format .
 
 ui: env ## the MLflow UI on http://127.0.0.1:5000 against the project's store
-	python -m vae_mnist.tracking ui
+	vae-mnist tracking ui
 
-# SERVE_PORT moves the port; SERVE_HOST=0.0.0.0 would expose the model, unauthenticated, to the
-# network: a deliberate choice, never the default.
-SERVE_PORT ?= 5001
-SERVE_HOST ?= 127.0.0.1
+# SERVE_PORT moves the port (default: vae_mnist.common.ports, as `vae-mnist serve --help` shows);
+# SERVE_HOST=0.0.0.0 would expose the model, unauthenticated, to the network: a deliberate choice,
+# never the default.
 serve: env ## serve models:/<registered model>@champion on http://127.0.0.1:5001/invocations
-	python -m vae_mnist.tracking serve --host $(SERVE_HOST) --port $(SERVE_PORT)
+	vae-mnist serve $(if $(SERVE_HOST),--host $(SERVE_HOST)) $(if $(SERVE_PORT),--port $(SERVE_PORT))
 
 # EXPLORE_VERSION (a number or an alias; default champion) and EXPLORE_PORT (default 5002) are
 # optional; the test images shown beside the decoder's are the preprocess stage's.
 EXPLORE_ARGS := $(strip $(if $(EXPLORE_VERSION),--version $(EXPLORE_VERSION)) \
 	$(if $(EXPLORE_PORT),--port $(EXPLORE_PORT)))
 explore: env ## the latent-space explorer on the registered versions, http://127.0.0.1:5002
-	python -m vae_mnist.apps.explorer $(EXPLORE_ARGS) --test-images data/processed
+	vae-mnist explore $(EXPLORE_ARGS) --test-images data/processed
 
 # The explorer's browser test drives Debian's Chromium through Playwright (whose own browser
 # download is not needed).
@@ -108,18 +108,18 @@ BROWSER_DEBS := chromium
 browser-deps: ## install Chromium for the explorer's browser test when missing (as root)
 	$(call install_debs,$(BROWSER_DEBS))
 
-# R names a recipe of recipes.yaml; `python -m vae_mnist.experiments.recipes list` lists them.
+# R names a recipe of recipes.yaml; `vae-mnist recipes list` lists them.
 # SEEDS=3: one experiment a seed (<name>-s42, -s43, -s44), and their mean test -ELBO.
 recipe: env ## run a recipe of recipes.yaml as the DVC experiment of its name: make recipe R=<name> [SEEDS=3]
-	@test -n "$(R)" || { echo "which recipe? make recipe R=<name>; python -m vae_mnist.experiments.recipes list"; exit 2; }
-	python -m vae_mnist.experiments.recipes run $(R) $(if $(SEEDS),--seeds $(SEEDS))
+	@test -n "$(R)" || { echo "which recipe? make recipe R=<name>; vae-mnist recipes list"; exit 2; }
+	vae-mnist recipes run $(R) $(if $(SEEDS),--seeds $(SEEDS))
 
-# S names a sweep of sweeps.yaml (`python -m vae_mnist.experiments.sweeps list`); N: the study's budget of
+# S names a sweep of sweeps.yaml (`vae-mnist sweeps list`); N: the study's budget of
 # trials (default: the sweep's), J: trials at once. Again, or on a second clone sharing the
 # study's database (VAE_MNIST_SWEEP_STORAGE), it continues the same study.
 sweep: env ## an Optuna sweep whose trials are DVC experiments: make sweep S=<name> [N=20] [J=2]
-	@test -n "$(S)" || { echo "which sweep? make sweep S=<name>; python -m vae_mnist.experiments.sweeps list"; exit 2; }
-	python -m vae_mnist.experiments.sweeps run $(S) $(if $(N),-n $(N)) $(if $(J),-j $(J))
+	@test -n "$(S)" || { echo "which sweep? make sweep S=<name>; vae-mnist sweeps list"; exit 2; }
+	vae-mnist sweeps run $(S) $(if $(N),-n $(N)) $(if $(J),-j $(J))
 
 # The documentation site (mkdocs.yml, docs/): strict, so that a broken link, a missing page or an
 # unknown anchor fails the build. Its pictures come from docs/pictures.py (a pipeline run, the
@@ -157,7 +157,7 @@ mutation: env ## mutation testing of the pure cores (slow); survivors in mutants
 #   make stack-up STACK_MLFLOW_PORT=5051 STACK_DIR=/tmp/stack
 .PHONY: stack-deps stack-up stack-down stack-status
 STACK_DEBS := postgresql ceph-mon ceph-osd radosgw
-STACK := python -m vae_mnist_tools.stack
+STACK := vae-mnist stack
 STACK_FOLDER := $(if $(STACK_DIR),--folder $(STACK_DIR))
 STACK_PORTS := $(strip $(if $(STACK_MLFLOW_PORT),--mlflow-port $(STACK_MLFLOW_PORT)) \
 	$(if $(STACK_POSTGRES_PORT),--postgres-port $(STACK_POSTGRES_PORT)) \

@@ -1,7 +1,7 @@
 """The explorer's speed: one decode request over HTTP, for 1 and 64 points, against the same
 decoder called in-process (the floor), and the browser's share when Chromium is here.
 
-Starts `python -m vae_mnist.apps.explorer` as `make explore` does, on the project's store (or
+Starts `vae-mnist explore` as `make explore` does, on the project's store (or
 MLFLOW_TRACKING_URI) and a free port, and stops it by PID. Target: a decode request answers in
 well under 50 ms; the page stays usable with the 10,000-point scatter drawn.
 
@@ -40,7 +40,7 @@ def points_on(plane: list[list[float]], n: int, rng: np.random.Generator) -> np.
 
 
 def start(version: str, port: int) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "vae_mnist.apps.explorer", "--version", version]
+    command = [sys.executable, "-m", "vae_mnist", "explore", "--version", version]
     command += ["--port", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     for line in process.stdout:

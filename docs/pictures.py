@@ -80,7 +80,7 @@ def training_curves(target: Path) -> None:
 def report(target: Path) -> None:
     base = os.environ.get("REPORT_BASE", "HEAD")
     others = os.environ.get("REPORT_OTHER", "workspace").split()
-    python = [sys.executable, "-m", "vae_mnist.experiments.report", "--base", base, *others]
+    python = [sys.executable, "-m", "vae_mnist", "report", "--base", base, *others]
     subprocess.run(python, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     with browser() as page:
         page.goto((ROOT / "reports" / "compare" / "index.html").as_uri())
@@ -89,7 +89,7 @@ def report(target: Path) -> None:
 
 def explorer(target: Path) -> None:
     port = free_port()
-    command = [sys.executable, "-m", "vae_mnist.apps.explorer", "--port", str(port),
+    command = [sys.executable, "-m", "vae_mnist", "explore", "--port", str(port),
                "--test-images", "data/processed"]  # fmt: skip
     with server(command, port), browser() as page:
         page.goto(f"http://127.0.0.1:{port}/")

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from vae_mnist.common.config import PARAMS_FILE, Config, load_config, set_dotted
+from vae_mnist.common.pipeline import PIPELINE_FILE
 from vae_mnist.common.tensorflow_env import quiet_tensorflow
 from vae_mnist.data.mnist import SPLIT_FILES, MnistFile
 from vae_mnist_tools.stack.control import DEFAULT_PORTS
@@ -253,6 +254,7 @@ def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)  # so default artifact folders land in the test's own directory
+    shutil.copy(REPO / PIPELINE_FILE, tmp_path)  # a stage runs in its project: its params are there
     yield uri
     mlflow.set_tracking_uri(None)
 

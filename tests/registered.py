@@ -4,6 +4,7 @@ started on them as a user starts it: what the explorer's tests look at."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from vae_mnist.common.config import Config
+from vae_mnist.common.pipeline import PIPELINE_FILE
 from vae_mnist.common.ports import free_port
 
 from .conftest import REPO
@@ -42,6 +44,7 @@ def register(folder: Path, raw: Path, configs: Sequence[Config]) -> Store:
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     processed = folder / "processed"
     models, evaluations = [], []
+    shutil.copy(REPO / PIPELINE_FILE, folder)  # a stage runs in its project: its params are there
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.chdir(folder)  # the default artifact folder lands here
@@ -64,10 +67,10 @@ class Running:
 
 @contextmanager
 def explorer(store: Store, *args: str) -> Iterator[Running]:
-    """`python -m vae_mnist.apps.explorer` on the store, on a free port. Stopped by PID."""
+    """`vae-mnist explore` on the store, on a free port. Stopped by PID."""
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri, "PYTHONPATH": str(REPO / "src")}
-    command = [sys.executable, "-m", "vae_mnist.apps.explorer", "--port", str(port), *args]
+    command = [sys.executable, "-m", "vae_mnist", "explore", "--port", str(port), *args]
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

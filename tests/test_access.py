@@ -78,9 +78,9 @@ def versions(stack: Stack, model: str) -> list[str]:
 
 
 def tracking(repo: Repo, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m vae_mnist.tracking ...` (what make promote, rollback, champion-log run)."""
+    """`vae-mnist tracking ...` (what make promote, rollback, champion-log run)."""
     return subprocess.run(
-        [str(BIN / "python"), "-m", "vae_mnist.tracking", *args],
+        [str(BIN / "python"), "-m", "vae_mnist", "tracking", *args],
         cwd=repo.root, env=repo.env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 
@@ -241,7 +241,7 @@ def test_a_maintainer_rolls_back_and_every_move_is_on_the_model(
 
 
 def test_user_management_from_the_command_line(governed: Stack) -> None:
-    cli = [str(BIN / "python"), "-m", "vae_mnist_tools.stack", "user"]
+    cli = [str(BIN / "python"), "-m", "vae_mnist", "stack", "user"]
     folder = ["--folder", str(governed.folder)]
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:

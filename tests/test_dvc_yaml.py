@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from vae_mnist.common.config import Config
-from vae_mnist.common.pipeline import COMPUTED, DOWNLOAD, EVALUATE, PREPROCESS, TRAIN
+from vae_mnist.common.pipeline import DOWNLOAD, EVALUATE, PREPROCESS, TRAIN, computed
 
 from .conftest import REPO
 
@@ -55,4 +55,4 @@ def test_mlflow_names_never_rerun_a_stage() -> None:
 
 def test_the_stage_names_code_runs_them_by_are_dvc_yaml_s() -> None:
     assert list(STAGES) == [DOWNLOAD, PREPROCESS, TRAIN, EVALUATE]
-    assert list(COMPUTED) == list(STAGES)[1:]  # every stage after the download
+    assert list(computed(REPO)) == list(STAGES)[1:]  # every stage after the download

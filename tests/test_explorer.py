@@ -236,9 +236,9 @@ def versions_without(client, runs: mlflow.MlflowClient, tmp_path: Path) -> None:
 
 
 def run_cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m vae_mnist.apps.explorer` run as a user runs it, from `cwd`."""
+    """`vae-mnist explore` run as a user runs it, from `cwd`."""
     return subprocess.run(
-        [sys.executable, "-m", "vae_mnist.apps.explorer", "--port", str(free_port()), *args],
+        [sys.executable, "-m", "vae_mnist", "explore", "--port", str(free_port()), *args],
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(REPO / "src"), **env},
         capture_output=True,
@@ -255,7 +255,7 @@ def test_without_a_store_the_explorer_says_so_in_one_line_and_creates_none(
     (tmp_path / "params.yaml").write_bytes((REPO / "params.yaml").read_bytes())
     env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
     result = subprocess.run(
-        [sys.executable, "-m", "vae_mnist.apps.explorer"],
+        [sys.executable, "-m", "vae_mnist", "explore"],
         cwd=tmp_path,
         env={**env, "PYTHONPATH": str(REPO / "src")},
         capture_output=True,

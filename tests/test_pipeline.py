@@ -12,7 +12,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from vae_mnist.data.arrays import SPLITS, load_split
+from vae_mnist.common.quantities import SPLITS
+from vae_mnist.data.arrays import load_split
 
 from .workspace import BIN, STAGES, Repo
 

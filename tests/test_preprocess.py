@@ -14,7 +14,8 @@ import pytest
 
 from vae_mnist.common.config import Config
 from vae_mnist.common.errors import ConfigError
-from vae_mnist.data.arrays import SPLITS, STATS_FILE, load_split
+from vae_mnist.common.quantities import SPLITS
+from vae_mnist.data.arrays import STATS_FILE, load_split
 from vae_mnist.stages.preprocess import preprocess
 
 from .conftest import override

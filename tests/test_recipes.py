@@ -97,7 +97,7 @@ def test_two_recipes_in_a_row_each_train_on_head_plus_their_own(pipeline: Repo) 
     committed = load_config(pipeline.root / "params.yaml").flat()
 
     def run(name: str) -> subprocess.CompletedProcess[str]:
-        return pipeline.run(str(BIN / "python"), "-m", "vae_mnist.experiments.recipes", "run", name)
+        return pipeline.run(str(BIN / "python"), "-m", "vae_mnist", "recipes", "run", name)
 
     first = run("faster")
     assert "differs from HEAD" not in first.stdout
@@ -133,7 +133,7 @@ def test_a_recipe_over_seeds_trains_each_seed_and_reports_their_mean(pipeline: R
     (pipeline.root / "recipes.yaml").write_text(TWO_RECIPES)
     pipeline.commit("two recipes")
     params = (pipeline.root / "params.yaml").read_text()
-    result = pipeline.run(str(BIN / "python"), "-m", "vae_mnist.experiments.recipes", "run", "faster",
+    result = pipeline.run(str(BIN / "python"), "-m", "vae_mnist", "recipes", "run", "faster",
                           "--seeds", "2")  # fmt: skip
     client = mlflow.MlflowClient(f"sqlite:///{pipeline.root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("vae-mnist").experiment_id

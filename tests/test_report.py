@@ -161,7 +161,7 @@ def compared(built_pipeline: Repo, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def report(repo: Repo, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return repo.run(str(BIN / "python"), "-m", "vae_mnist.experiments.report", *args, check=check)
+    return repo.run(str(BIN / "python"), "-m", "vae_mnist", "report", *args, check=check)
 
 
 def out(repo: Repo, folder: str = "compare") -> Path:

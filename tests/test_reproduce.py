@@ -33,8 +33,16 @@ def repo(built_pipeline: Repo, tmp_path) -> Repo:
 def reproduce(
     repo: Repo, version: str = "champion", prefix: tuple[str, ...] = (), **env: str
 ) -> subprocess.CompletedProcess:
-    """`python -m vae_mnist.experiments.reproduce`, under `prefix` (taskset ...) and `env`: the machine."""
-    command = [*prefix, str(BIN / "python"), "-m", "vae_mnist.experiments.reproduce", version, "--seeds", SEEDS]
+    """`vae-mnist reproduce`, under `prefix` (taskset ...) and `env`: the machine."""
+    command = [
+        *prefix,
+        str(BIN / "python"),
+        "-m",
+        "vae_mnist.experiments.reproduce",
+        version,
+        "--seeds",
+        SEEDS,
+    ]
     return subprocess.run(
         command, cwd=repo.root, env={**repo.env, **env}, capture_output=True, text=True,
         timeout=900,

@@ -37,9 +37,9 @@ BIN = Path(sys.executable).parent
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m vae_mnist_tools.stack ...` in a fresh process."""
+    """`vae-mnist stack ...` in a fresh process."""
     return subprocess.run(
-        [sys.executable, "-m", "vae_mnist_tools.stack", *args],
+        [sys.executable, "-m", "vae_mnist", "stack", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -46,7 +46,7 @@ longer:
 
 
 def sweep(repo: Repo, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return repo.run(str(BIN / "python"), "-m", "vae_mnist.experiments.sweeps", "run", name, *args,
+    return repo.run(str(BIN / "python"), "-m", "vae_mnist", "sweeps", "run", name, *args,
                     check=check)  # fmt: skip
 
 
@@ -134,7 +134,7 @@ def test_the_study_is_beside_a_sqlite_store_and_a_server_needs_the_team_database
 
 def test_an_unknown_sweep_is_one_line_and_exit_2() -> None:
     result = subprocess.run(
-        [str(BIN / "python"), "-m", "vae_mnist.experiments.sweeps", "run", "nope"],
+        [str(BIN / "python"), "-m", "vae_mnist", "sweeps", "run", "nope"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2
@@ -220,7 +220,7 @@ def test_an_interrupted_worker_fails_its_trial_cleanly_and_the_next_continues(
     output = repo.root.parent / "sweep-output.txt"
     with output.open("wb") as sink:
         worker = subprocess.Popen(
-            [str(BIN / "python"), "-m", "vae_mnist.experiments.sweeps", "run", "longer"], cwd=repo.root,
+            [str(BIN / "python"), "-m", "vae_mnist", "sweeps", "run", "longer"], cwd=repo.root,
             env=repo.env, stdout=sink, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + WAIT_S
@@ -270,7 +270,7 @@ def test_two_machines_share_one_study_on_the_stacks_postgresql(
     sink = [(tmp_path / f"{n}.txt").open("wb") for n in ("one", "two")]
     workers = [
         subprocess.Popen(
-            [str(BIN / "python"), "-m", "vae_mnist.experiments.sweeps", "run", "tiny", "-n", "3"],
+            [str(BIN / "python"), "-m", "vae_mnist", "sweeps", "run", "tiny", "-n", "3"],
             cwd=clone.root,
             env=clone.env,
             stdout=out,

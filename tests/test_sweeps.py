@@ -87,7 +87,7 @@ def test_the_command_line_refuses_a_bad_file_with_exit_2(tmp_path: Path) -> None
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     (tmp_path / "sweeps.yaml").write_text(GOOD.replace("[32, 64]", "[]"))
     result = subprocess.run(
-        [str(BIN / "python"), "-m", "vae_mnist.experiments.sweeps", "list"],
+        [str(BIN / "python"), "-m", "vae_mnist", "sweeps", "list"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2

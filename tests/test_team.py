@@ -194,7 +194,7 @@ def test_the_champion_served_over_http_reconstructs_as_evaluated(
     port = free_port()
     log = (team_repo.root / "serve.log").open("w")
     server = subprocess.Popen(
-        [str(BIN / "python"), "-m", "vae_mnist.tracking", "serve", "--port", str(port)],
+        [str(BIN / "python"), "-m", "vae_mnist", "serve", "--port", str(port)],
         cwd=team_repo.root, env=team_repo.env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip

@@ -116,7 +116,9 @@ def report(changes: dict[str, tuple[list[str], list[str]]], verb: str) -> list[s
     lines = []
     for stage, (missing, extra) in changes.items():
         files = [*(f"+ {dep}" for dep in missing), *(f"- {dep}" for dep in extra)]
-        lines.append(f"{PIPELINE_FILE}: stage {stage}: code deps {verb}: {', '.join(files) or 'order'}")
+        lines.append(
+            f"{PIPELINE_FILE}: stage {stage}: code deps {verb}: {', '.join(files) or 'order'}"
+        )
     return lines
 
 

@@ -1,5 +1,6 @@
-"""Free TCP ports on this machine, for the servers started here: local training workers, the
-team stack's services, the tests' and benchmarks' own servers."""
+"""Ports on this machine: the defaults of the servers the project starts for its user, and free
+ones for the others (local training workers, the team stack's services, the tests' and
+benchmarks' own servers)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ import socket
 from collections.abc import Collection
 
 LOCALHOST = "127.0.0.1"
+# The default ports of the servers the project starts for its user, on LOCALHOST: the Makefile's
+# targets and the docs say what these say (a test holds them to it).
+UI_PORT = 5000  # make ui: the MLflow UI on the project's store
+SERVE_PORT = 5001  # make serve: the champion's /invocations
+EXPLORER_PORT = 5002  # make explore: the latent-space explorer
 
 
 def free_ports(count: int, host: str = LOCALHOST, avoid: Collection[int] = ()) -> list[int]:

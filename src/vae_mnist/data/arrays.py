@@ -20,7 +20,6 @@ import numpy as np
 
 from vae_mnist.common.errors import RESTORE_HINT, DataError
 from vae_mnist.common.outputs import file_sha256, json_text
-from vae_mnist.common.quantities import SPLITS
 
 STATS_FILE = "stats.json"
 FILES = "files"  # stats.json's record of each array file's sha256

@@ -14,8 +14,8 @@ import numpy as np
 
 from vae_mnist.common.config import Config
 from vae_mnist.common.errors import ConfigError
-from vae_mnist.common.quantities import TEST, TRAIN, VAL
 from vae_mnist.common.mnist import NUM_CLASSES
+from vae_mnist.common.quantities import TEST, TRAIN, VAL
 from vae_mnist.data.arrays import array_digest
 
 Split = tuple[np.ndarray, np.ndarray]  # (images, labels)

@@ -31,9 +31,9 @@ INTERPOLATION_STEPS = 10
 Decoder = Callable[[np.ndarray], np.ndarray]  # latent codes (N, d) -> images (N, 28, 28)
 
 # What each figure is drawn from besides the model, so that a comparison of two models knows when
-# their figures line up pixel for pixel (vae_mnist.experiments.report): the same test images, the same latent
-# plane (a 2-d latent: its own axes; wider, each model's own principal plane), the same draws
-# from the prior, or nothing (a chart, whose axes are its own).
+# their figures line up pixel for pixel (the report, experiments/report): the same test images,
+# the same latent plane (a 2-d latent: its own axes; wider, each model's own principal plane),
+# the same draws from the prior, or nothing (a chart, whose axes are its own).
 TEST_IMAGES, PLANE, PRIOR_DRAWS, CHART = "test images", "latent plane", "prior draws", "chart"
 RECONSTRUCTIONS, LATENT_SPACE, MANIFOLD = "reconstructions.png", "latent_space.png", "manifold.png"
 PRIOR, INTERPOLATIONS = "prior_samples.png", "interpolations.png"

@@ -56,7 +56,7 @@ def check_fits(k: int, decoder: keras.Model) -> None:
         raise ConfigError(
             f"params.yaml: evaluate.iwae_samples = {k} is not allowed: evaluation would hold "
             f"about {need} bytes ({need / 2**30:.1f} GiB) at once with this model (a decoder "
-            f"whose widest pair of layers holds {row_bytes(decoder) // FLOAT_BYTES} floats a row), "
+            f"row holds {row_bytes(decoder) // FLOAT_BYTES} floats at its widest), "
             f"over the limit of {EVAL_MEMORY_LIMIT} bytes ({EVAL_MEMORY_LIMIT / 2**30:.0f} GiB); "
             f"must be at most {fit} for this model"
         )

@@ -21,8 +21,8 @@ import tensorflow as tf
 from keras import ops
 from tqdm import tqdm
 
-
 from vae_mnist.common.mnist import NUM_CLASSES, PIXELS
+from vae_mnist.common.quantities import TEST
 from vae_mnist.data.splits import binarize
 from vae_mnist.evaluation.memory import eval_rows
 from vae_mnist.model.vae import VAE, kl_nats, reconstruction_nats

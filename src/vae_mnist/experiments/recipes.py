@@ -13,7 +13,6 @@ params.yaml differs from its committed version is set back to HEAD's value with 
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import statistics
@@ -34,7 +33,7 @@ from vae_mnist.common.config import (
     read_named,
     with_overrides,
 )
-from vae_mnist.common.errors import ConfigError, VaeMnistError, reports_errors
+from vae_mnist.common.errors import ConfigError, VaeMnistError
 from vae_mnist.common.pipeline import EVALUATE, computed
 from vae_mnist.common.quantities import TEST, TEST_NEG_ELBO
 
@@ -112,29 +111,20 @@ def load_recipes(path: Path = RECIPES_FILE, params: Path = PARAMS_FILE) -> dict[
     return recipes
 
 
-@reports_errors
-def main(argv: list[str] | None = None) -> None:
-    """List the recipes, print one's command, or run it as a DVC experiment."""
-    parser = argparse.ArgumentParser(prog="python -m vae_mnist.experiments.recipes", description=main.__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="each recipe, its params and its command")
-    for verb in ("show", "run"):
-        command = commands.add_parser(verb, help=f"{verb} one recipe's command")
-        command.add_argument("name")
-        command.add_argument("--seeds", type=int, default=1, help="run it on this many seeds "
-                             "(params.yaml's and the next ones) and report the mean")  # fmt: skip
-    args = parser.parse_args(argv)
+def listing(recipes: Mapping[str, Recipe]) -> list[str]:
+    """Each recipe, its description and the command that runs it."""
+    return [f"{r.name}: {r.description}\n  {shlex.join(r.command())}" for r in recipes.values()]
+
+
+def run_recipe(name: str, seeds: int = 1, run: bool = True) -> None:
+    """Print the recipe's command(s) and, with `run`, run them: on HEAD's params plus its own,
+    as one experiment, or one a seed (`over_seeds`)."""
     recipes = load_recipes()
-    if args.command == "list":
-        for recipe in recipes.values():
-            print(f"{recipe.name}: {recipe.description}\n  {shlex.join(recipe.command())}")
-        return
-    if args.name not in recipes:
-        raise ConfigError(f"no recipe {args.name!r} in {RECIPES_FILE} (there are: "
-                          f"{', '.join(recipes)})")  # fmt: skip
-    if args.seeds < 1:
-        raise ConfigError(f"--seeds must be at least 1, not {args.seeds}")
-    recipe = recipes[args.name]
+    if name not in recipes:
+        raise ConfigError(f"no recipe {name!r} in {RECIPES_FILE} (there are: {', '.join(recipes)})")
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, not {seeds}")
+    recipe = recipes[name]
     overrides = dict(recipe.overrides)
     if (head := committed_params()) is not None:
         overrides = head_overrides(recipe.overrides, load_config(PARAMS_FILE).flat(), head)
@@ -145,11 +135,12 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
     dvc = os.path.join(os.path.dirname(sys.executable), "dvc")  # the environment's own
-    if args.seeds > 1:
-        return over_seeds(recipe, overrides, head, args.seeds, run=args.command == "run", dvc=dvc)
+    if seeds > 1:
+        over_seeds(recipe, overrides, head, seeds, run=run, dvc=dvc)
+        return
     command = recipe.command(overrides)
     print(shlex.join(command), flush=True)
-    if args.command == "run":
+    if run:
         os.execv(dvc, [dvc, *command[1:]])
 
 
@@ -198,7 +189,3 @@ def seed_summary(values: list[float]) -> str:
     """`137.41 ± 0.38 (sd; 137.02 to 137.78)`: the mean, the standard deviation, the range."""
     mean, sd = statistics.fmean(values), statistics.stdev(values)
     return f"{mean:.2f} ± {sd:.2f} (sd; {min(values):.2f} to {max(values):.2f})"
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,7 +21,6 @@ The verdict is tagged on the version, `reproduced/<machine id>`, so the MLflow U
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import getpass
 import os
@@ -37,7 +36,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from vae_mnist.common.config import PARAMS_FILE, load_config, project_root, set_dotted
-from vae_mnist.common.errors import CannotReproduce, reports_errors
+from vae_mnist.common.errors import CannotReproduce
 from vae_mnist.common.machine import fingerprint, lock_digest
 from vae_mnist.common.pipeline import PREPROCESS, TRAIN
 from vae_mnist.common.tensorflow_env import quiet_tensorflow
@@ -268,6 +267,9 @@ def seed_spread(
 
 
 def reproduce(ref: str, seeds: int = SEEDS, keep: bool = False) -> Verdict:
+    """Rebuild version `ref` (a number or an alias) and judge it; the verdict is also tagged on
+    the version."""
+    quiet_tensorflow()  # the stages' settings, which their machine fingerprint records too
     root = project_root()
     names = load_config(root / PARAMS_FILE).mlflow
     model_name, experiment = names.registered_model_name, names.experiment_name
@@ -293,25 +295,3 @@ def reproduce(ref: str, seeds: int = SEEDS, keep: bool = False) -> Verdict:
     checked = f"{getpass.getuser()}, {time.strftime('%Y-%m-%d %H:%M %Z')}, {here['cpu']}"
     record_verdict(model_name, version, here["id"], f"{verdict.verdict} ({checked})")
     return verdict
-
-
-@reports_errors
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m vae_mnist.experiments.reproduce",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("version", help="a version number (3, v3) or an alias (champion)")
-    parser.add_argument("--seeds", type=int, default=SEEDS, help="seeds of the noise yardstick")
-    parser.add_argument("--keep", action="store_true", help="keep the worktree, to look into")
-    args = parser.parse_args(argv)
-    quiet_tensorflow()  # the stages' settings, which their machine fingerprint records too
-    verdict = reproduce(args.version, args.seeds, args.keep)
-    print("\n".join(verdict.lines))
-    print(verdict.verdict)
-    sys.exit(verdict.exit_code)
-
-
-if __name__ == "__main__":
-    main()

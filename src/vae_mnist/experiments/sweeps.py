@@ -12,15 +12,13 @@ very number the results table reports, so the test set would no longer be held o
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vae_mnist.common.config import PARAMS_FILE, load_config, read_named, with_overrides
-from vae_mnist.common.errors import ConfigError, reports_errors
+from vae_mnist.common.errors import ConfigError
 from vae_mnist.common.quantities import VAL_NEG_ELBO
 
 SWEEPS_FILE = Path("sweeps.yaml")
@@ -185,45 +183,22 @@ def describe(dimension: Dimension) -> str:
     return f"{dimension.key} in [{dimension.low}, {dimension.high}{scale}]"
 
 
-@reports_errors
-def main(argv: list[str] | None = None) -> None:
-    """List the sweeps of sweeps.yaml, or run one as an Optuna study of DVC experiments."""
-    parser = argparse.ArgumentParser(prog="python -m vae_mnist.experiments.sweeps", description=main.__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="each sweep, checked against params.yaml's rules")
-    run = commands.add_parser("run", help="run or continue a sweep's study")
-    run.add_argument("name")
-    run.add_argument("-n", "--trials", type=_at_least_one, help="the study's budget "
-                     "(default: the sweep's `trials`)")  # fmt: skip
-    run.add_argument("-j", "--jobs", type=_at_least_one, default=1, help="trials at once")
-    args = parser.parse_args(argv)
-    sweeps = load_sweeps()
-    if args.command == "run":
-        if args.name not in sweeps:
-            raise ConfigError(f"no sweep {args.name!r} in {SWEEPS_FILE} (there are: "
-                              f"{', '.join(sweeps)})")  # fmt: skip
-        from vae_mnist.experiments.studies import run_sweep
-
-        run_sweep(sweeps[args.name], args.trials, args.jobs)
-        return
+def listing(sweeps: Mapping[str, Sweep]) -> list[str]:
+    """Each sweep as `vae-mnist sweeps list` prints it: what it searches, fixes and minimises."""
+    lines = []
     for sweep in sweeps.values():
         budget = f"{sweep.trials} trials" + (f", {sweep.minutes:g} min" if sweep.minutes else "")
-        print(f"{sweep.name}: {sweep.description}")
-        print(f"  minimises {sweep.objective} over {sweep.seeds} seed(s) a trial; {budget}")
+        lines.append(f"{sweep.name}: {sweep.description}")
+        lines.append(f"  minimises {sweep.objective} over {sweep.seeds} seed(s) a trial; {budget}")
         if pruning := sweep.pruning:
-            print(f"  prunes from epoch {pruning.after_epochs + 1}, once {pruning.after_trials} "
-                  "trials have finished")  # fmt: skip
-        for dimension in sweep.space:
-            print(f"  {describe(dimension)}")
-        for key, value in sweep.fixed.items():
-            print(f"  {key} = {value}")
+            lines.append(f"  prunes from epoch {pruning.after_epochs + 1}, once "
+                         f"{pruning.after_trials} trials have finished")  # fmt: skip
+        lines += [f"  {describe(dimension)}" for dimension in sweep.space]
+        lines += [f"  {key} = {value}" for key, value in sweep.fixed.items()]
+    return lines
 
 
-def _at_least_one(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {text!r}")
-    return int(text)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def named(sweeps: Mapping[str, Sweep], name: str) -> Sweep:
+    if name not in sweeps:
+        raise ConfigError(f"no sweep {name!r} in {SWEEPS_FILE} (there are: {', '.join(sweeps)})")
+    return sweeps[name]

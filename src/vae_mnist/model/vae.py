@@ -2,7 +2,8 @@
 
 Keras 3 idioms (as in keras-io's VAE): encoder and decoder are functional models, built by the
 module of the model kind (mlp.py); the VAE is a `keras.Model` subclass whose `train_step` and
-`test_step` compute the loss and update `Mean` trackers. The classic script's `add_loss` on symbolic tensors is what Keras 3 no longer accepts.
+`test_step` compute the loss and update `Mean` trackers. The classic script's `add_loss` on
+symbolic tensors is what Keras 3 no longer accepts.
 
 The objective is in nats per image: a Bernoulli likelihood on the 784 pixels, computed from
 logits so that it stays finite where the decoder is confident, and summed over pixels (not
@@ -167,5 +168,3 @@ def inference_model(vae: VAE) -> keras.Model:
     z_mean, _ = vae.encoder(images)
     reconstruction = keras.layers.Activation("sigmoid", name="reconstruction")(vae.decoder(z_mean))
     return keras.Model(images, reconstruction, name="vae_reconstruction")
-
-

@@ -10,7 +10,7 @@ governed, and a store without it (the sqlite default) registers into `<name>` di
 
 Every move of `@champion` is recorded on the served model as a tag `champion.moved.<time>`: who,
 from which version to which, and why (the rule's numbers), so the Models page shows the history
-and `python -m vae_mnist.tracking champion-log` prints it.
+and `vae-mnist tracking champion-log` prints it.
 """
 
 from __future__ import annotations
@@ -101,6 +101,11 @@ def record_move(
     move = Move(now(), user(), source, target, why)
     client.set_registered_model_tag(served, move.tag, move.value())
     return move
+
+
+def moves(served: str) -> list[Move]:
+    """Every recorded move of `@champion` on the served model in the project's store."""
+    return history(mlflow.MlflowClient(), served)
 
 
 def history(client: mlflow.MlflowClient, served: str) -> list[Move]:

@@ -97,4 +97,6 @@ def _digests(run: mlflow.entities.Run) -> dict[str, str]:
 
 def record_verdict(model_name: str, version: str, machine_id: str, verdict: str) -> None:
     """Tag the version with the verdict of its rebuild on the machine `machine_id`."""
-    mlflow.MlflowClient().set_model_version_tag(model_name, version, f"{REPRODUCED}/{machine_id}", verdict)
+    mlflow.MlflowClient().set_model_version_tag(
+        model_name, version, f"{REPRODUCED}/{machine_id}", verdict
+    )

@@ -2,8 +2,8 @@
 
 Lineage is by content: the evaluate run finds the training run whose `model.sha256` tag is the
 digest of the model file it evaluated (a run id written into a DVC out would change the out on
-every run). The alias follows vae_mnist.tracking.champion's rule, applied with no lock so that it is right
-on every store, a sqlite file or a server that several machines share. On a governed store
+every run). The alias follows the champion rule (champion.py), applied with no lock so that it
+is right on every store, a sqlite file or a server that several machines share. On a governed store
 (tracking/governance.py) the version evaluated is a candidate, and only a maintainer's
 promotion copies it into the served model, where the rule then moves the alias; every move is
 recorded on the model, and a rollback withdraws the champion so the rule passes it over.

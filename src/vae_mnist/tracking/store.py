@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,7 @@ from mlflow.exceptions import MlflowException
 
 from vae_mnist.common.config import project_root
 from vae_mnist.common.errors import TrackingError
+from vae_mnist.common.ports import LOCALHOST, UI_PORT
 from vae_mnist.common.urls import redact
 
 STORE_FILE = "mlflow.db"
@@ -30,7 +32,6 @@ ARTIFACTS_DIR = "mlartifacts"
 # training-runs table with the model registry in the sidebar (MLflow 3.x).
 EXPERIMENT_KIND_TAG = {"mlflow.experimentKind": "custom_model_development"}
 UI_URL_SUFFIX = "?workflowType=machine_learning"
-UI_PORT = 5000  # `make ui`'s port, on 127.0.0.1
 STORE_LOCK_TIMEOUT_S = 300
 STORE_HINT = (
     "check MLFLOW_TRACKING_URI and that the server, its database and its artifact store are up "
@@ -118,7 +119,33 @@ def ui_base() -> str:
     uri = tracking_uri()
     if urlsplit(uri).scheme in ("http", "https"):
         return redact(uri).rstrip("/")
-    return f"http://127.0.0.1:{UI_PORT}"
+    return f"http://{LOCALHOST}:{UI_PORT}"
+
+
+def ui_command(experiment: str, port: int = UI_PORT) -> tuple[str, list[str]]:
+    """The page that opens the experiment's training runs, and the `mlflow server` on this
+    machine that serves the UI on the project's store."""
+    uri, artifacts = store()
+    exp_id = experiment_id(experiment)
+    url = f"http://{LOCALHOST}:{port}/#/experiments/{exp_id}{UI_URL_SUFFIX}"
+    # the environment's own mlflow, whether or not its bin/ is on PATH
+    mlflow_bin = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    command = [mlflow_bin, "server", "--host", LOCALHOST, "--port", str(port)]
+    command += ["--backend-store-uri", uri]
+    if artifacts:
+        command += ["--default-artifact-root", artifacts]
+    return url, command
+
+
+@contextmanager
+def refusals(what: str) -> Iterator[None]:
+    """A call the store refuses (a role that may not, a server down) as one TrackingError."""
+    try:
+        yield
+    except MlflowException as error:
+        raise TrackingError(
+            f"MLflow store {shown_uri()} refused the {what}: {first_line(error)} ({hint(error)})"
+        ) from None
 
 
 def require_store() -> str:
@@ -210,13 +237,13 @@ def hint(error: BaseException) -> str:
             return (
                 f"the server lets in only its users, and {' and '.join(missing)} "
                 f"{'is' if len(missing) == 1 else 'are'} not set (`make stack-up` prints the "
-                "exports; `python -m vae_mnist_tools.stack user add` makes a user)"
+                "exports; `vae-mnist stack user add` makes a user)"
             )
         return f"the server refused the password of user {user}: check {CREDENTIALS[1]}"
     if status == 403:
         return (
             f"user {user} may not do this on the server: its role does not allow it "
-            "(the stack's admin gives roles: `python -m vae_mnist_tools.stack user list`)"
+            "(the stack's admin gives roles: `vae-mnist stack user list`)"
         )
     return STORE_HINT
 

@@ -164,7 +164,7 @@ def up(
                 return existing
             raise StackError(
                 f"the stack in {folder} is partly running ({', '.join(alive)}): stop it with "
-                f"`python -m vae_mnist_tools.stack down --folder {folder}` (make stack-down) first"
+                f"`vae-mnist stack down --folder {folder}` (make stack-down) first"
             )
         pg_bindir = binaries.postgres_bindir()
         postgres.os_user()  # as root: the `postgres` user must exist

@@ -13,18 +13,30 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
+from vae_mnist.common.config import PARAMS_FILE, load_config, project_root
 from vae_mnist.common.outputs import atomic_directory, json_text
 from vae_mnist.common.quantities import EPOCH_NAMES, TEST_NEG_ELBO
 from vae_mnist.evaluation.figures import PNG_METADATA
 from vae_mnist.experiments.noise import Spread, read_spread
 from vae_mnist.experiments.report import judge
 from vae_mnist.experiments.report.render import Cell, Document, write
-from vae_mnist.experiments.report.sides import Side
+from vae_mnist.experiments.report.sides import Side, resolve
 
 OUT = Path("reports/compare")
 CURVES = "curves.png"  # the overlaid training curves; CURVES_DATA: the values drawn
 CURVES_DATA = "curves.json"
 MEASURE = "`make recipe R=<name> SEEDS=3` or `make reproduce V=<version>` measures one"
+
+
+def report(base: str, others: Sequence[str], out: Path = OUT) -> tuple[Document, Path]:
+    """Compare the sides `others` name with the side `base` names (see sides.resolve), into
+    `out` under the project's root: the document, and its page."""
+    root = project_root()
+    model_name = load_config(root / PARAMS_FILE).mlflow.registered_model_name
+    first = resolve(base, root, model_name)
+    rest = [resolve(ref, root, model_name) for ref in others]
+    doc = build(first, rest, root)
+    return doc, write_report(doc, [first, *rest], root / out)
 
 
 def build(base: Side, others: Sequence[Side], root: Path) -> Document:
