@@ -17,6 +17,7 @@ from vae_mnist.common.errors import ConfigError
 from vae_mnist.common.quantities import TEST_NEG_ELBO
 from vae_mnist.experiments.noise import read_spread
 from vae_mnist.experiments.recipes import RECIPES_FILE, head_overrides, load_recipes, seed_summary
+from vae_mnist.experiments.sweeps import load_sweeps
 from vae_mnist.tracking.lineage import NOT_PARAMS_YAML
 
 from .conftest import REPO
@@ -52,6 +53,29 @@ def test_a_broken_recipe_is_one_line_that_names_it(tmp_path: Path, body: str, me
         load_recipes(tmp_path / "recipes.yaml", REPO / "params.yaml")
     assert str(raised.value).startswith(f"{tmp_path / 'recipes.yaml'}: recipe 'fast': ")
     assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_recipes_and_sweeps_read_yaml_1_2_as_dvc_reads_params(tmp_path: Path) -> None:
+    """`1e-3` is a float in YAML 1.2 (DVC's params.yaml) and a string in YAML 1.1 (PyYAML), which
+    the strict float check would refuse: every file of the project is read the one way."""
+    (tmp_path / "recipes.yaml").write_text(
+        "fast:\n  description: x\n  set: {train.learning_rate: 1e-3, data.binarize: dynamic}\n"
+    )
+    (recipe,) = load_recipes(tmp_path / "recipes.yaml", REPO / "params.yaml").values()
+    assert recipe.overrides["train.learning_rate"] == 0.001
+    assert isinstance(recipe.overrides["train.learning_rate"], float)
+    params = (
+        (REPO / "params.yaml").read_text().replace("learning_rate: 0.001", "learning_rate: 1e-3")
+    )
+    (tmp_path / "params.yaml").write_text(params)
+    assert load_config(tmp_path / "params.yaml").train.learning_rate == 0.001
+    (tmp_path / "sweeps.yaml").write_text(
+        "s:\n  description: x\n  fixed: {train.learning_rate: 1e-3}\n"
+        "  space: {train.batch_size: [16, 32]}\n  objective: val/neg_elbo\n  trials: 2\n"
+    )
+    (sweep,) = load_sweeps(tmp_path / "sweeps.yaml", REPO / "params.yaml").values()
+    assert sweep.fixed["train.learning_rate"] == 0.001
+    assert yaml.safe_load("x: 1e-3") == {"x": "1e-3"}  # what a YAML 1.1 reader would have made
 
 
 def test_a_recipe_sets_back_what_an_earlier_experiment_left_in_the_workspace() -> None:

@@ -26,7 +26,7 @@ from vae_mnist.evaluation import figures
 from vae_mnist.experiments.noise import keep_spread
 from vae_mnist.experiments.report import judge
 from vae_mnist.experiments.report.render import Document, markdown, page
-from vae_mnist.experiments.report.sides import Files, params_of
+from vae_mnist.experiments.report.sides import Files, Outs, outs, params_of
 
 from .browser import ARTIFACTS, chromium_page
 from .conftest import REPO
@@ -139,6 +139,27 @@ def test_params_that_today_s_rules_reject_are_shown_as_written_with_a_note() -> 
     assert "params.yaml" in note and "shown as written" in note
     with pytest.raises(ReportError, match=r"HEAD~40: params\.yaml"):
         params_of(Files(lambda _: b"- not a mapping", lambda _: []), "HEAD~40")
+
+
+def tree(dvc_yaml: str) -> Files:
+    return Files(lambda path: dvc_yaml.encode() if path == "dvc.yaml" else None, lambda _: [])
+
+
+def test_the_outs_the_report_reads_are_found_by_role_whatever_the_stages() -> None:
+    text = (REPO / "dvc.yaml").read_text()
+    roles = Outs("models/vae.keras", "reports/training", "reports/evaluation")
+    assert outs(tree(text), "HEAD") == roles
+    # a stage between train and evaluate, with outs of its own, and one more evaluate out
+    inserted = text.replace(
+        "  evaluate:\n",
+        "  calibrate:\n    cmd: python calibrate.py\n    outs:\n      - models/calibration\n"
+        "      - reports/calibration\n\n  evaluate:\n",
+    ).replace("      - reports/evaluation\n", "      - reports/evaluation\n      - reports/extra\n")
+    assert "calibrate" in inserted and "reports/extra" in inserted
+    assert outs(tree(inserted), "HEAD") == roles
+    no_metrics = text.replace("metrics:\n  - reports/evaluation/metrics.json\n", "")
+    with pytest.raises(ReportError, match=r"^HEAD~3: its dvc\.yaml is not this pipeline's \("):
+        outs(tree(no_metrics), "HEAD~3")
 
 
 def _inline(tokens):

@@ -200,23 +200,34 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not UTF-8 text (byte {error.start})") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read ({error.strerror or error})") from None
+    return parse_yaml(text, path)
+
+
+def parse_yaml(text: str | bytes, where: Path | str) -> Any:
+    """read_yaml for a file's contents that are not on disk (a commit's params.yaml, dvc.yaml):
+    the same YAML 1.2 and the same one-line errors, naming `where`."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ConfigError(f"{where}: not UTF-8 text (byte {error.start})") from None
     try:
-        return _parse(text, path)
+        return _parse(text, where)
     except YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        where_in = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         lines = text.splitlines()
         if mark and mark.line < len(lines) and lines[mark.line].strip():
-            where += f" ({lines[mark.line].strip()[:80]!r})"  # the line as written: key, value
+            where_in += f" ({lines[mark.line].strip()[:80]!r})"  # the line as written
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(_one_line(f"{path}: not valid YAML{where}: {problem}")) from None
+        raise ConfigError(_one_line(f"{where}: not valid YAML{where_in}: {problem}")) from None
     except RecursionError:
-        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
+        raise ConfigError(f"{where}: not valid YAML: nested too deeply") from None
     except ValueError as error:  # a scalar the loader cannot convert: a 5000-digit int, 2024-13-01
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        raise ConfigError(f"{where}: not valid YAML: {error}") from None
 
 
-def _parse(text: str, path: Path) -> Any:
+def _parse(text: str, path: Path | str) -> Any:
     """The document as DVC reads params.yaml: YAML 1.2 (`1e-3` a float, `yes` a string), with
     ruamel.yaml. A key written twice in one mapping is refused here first: ruamel refuses it too,
     but names neither the key's dotted path nor the value each time, which the fix needs."""
@@ -228,7 +239,7 @@ def _parse(text: str, path: Path) -> Any:
     return yaml.load(text)
 
 
-def _refuse_duplicate_keys(root: Node, path: Path) -> None:
+def _refuse_duplicate_keys(root: Node, path: Path | str) -> None:
     seen_nodes: set[int] = set()  # an alias repeats a node, and may contain itself
     pending: list[tuple[Node, str]] = [(root, "")]
     while pending:

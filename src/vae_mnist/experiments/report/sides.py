@@ -19,12 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vae_mnist.common import history
-from vae_mnist.common.config import PARAMS_FILE, flatten, load_config
+from vae_mnist.common.config import PARAMS_FILE, flatten, load_config, parse_yaml
 from vae_mnist.common.errors import ConfigError, ReportError, VaeMnistError
-from vae_mnist.common.pipeline import EVALUATE, FIGURES_DIR, METRICS_FILE, PER_DIGIT_FILE, TRAIN
+from vae_mnist.common.pipeline import (
+    FIGURES_DIR,
+    METRICS_FILE,
+    PER_DIGIT_FILE,
+    PIPELINE_FILE,
+)
 from vae_mnist.common.quantities import EPOCH_NAMES, TEST, metric
 from vae_mnist.tracking import versions
 from vae_mnist.tracking.lineage import read_lineage
@@ -32,7 +35,7 @@ from vae_mnist.tracking.registry import champion_of
 from vae_mnist.tracking.store import require_store, shown_uri
 
 WORKSPACE = "workspace"
-DVC_YAML, DVC_LOCK = "dvc.yaml", "dvc.lock"
+DVC_LOCK = "dvc.lock"
 _VERSION = re.compile(r"v?\d+|@.+")  # 3, v3, @champion: a registered version, never a revision
 
 
@@ -154,8 +157,8 @@ def from_files(name: str, label: str, files: Files, model_name: str) -> Side:
     """A side from a tree's files: params.yaml, and the train and evaluate stages' outs."""
     notes: list[str] = []
     params = params_of(files, label, notes)
-    stages = outs(files, label)
-    evaluation, (model_file, history_dir) = stages[EVALUATE][0], stages[TRAIN]
+    found = outs(files, label)
+    evaluation, model_file, history_dir = found.evaluation, found.model, found.history
     document = files.read(f"{evaluation}/{METRICS_FILE}")
     if document is None and files.cached and evaluation in (files.read(DVC_LOCK) or b"").decode():
         raise ReportError(
@@ -210,8 +213,8 @@ def params_of(files: Files, label: str, notes: list[str] | None = None) -> dict[
         except ConfigError as error:
             said = str(error).replace(folder + "/", "")
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError:
+        raw = parse_yaml(text, f"{label}: {PARAMS_FILE}")
+    except ConfigError:
         raw = None
     if not isinstance(raw, dict):
         raise ReportError(f"{label}: {said}")
@@ -220,17 +223,43 @@ def params_of(files: Files, label: str, notes: list[str] | None = None) -> dict[
     return {k: str(v) for k, v in sorted(flatten(raw).items())}
 
 
-def outs(files: Files, label: str) -> dict[str, list[str]]:
-    """Each stage's outs as that tree's dvc.yaml declares them: train's (the model file, the
-    history folder) and evaluate's (the evaluation folder)."""
-    stages = yaml.safe_load(files.read(DVC_YAML) or b"{}").get("stages", {})
-    found = {}
-    for stage in (TRAIN, EVALUATE):
-        declared = stages.get(stage, {}).get("outs", [])
-        found[stage] = [o if isinstance(o, str) else next(iter(o)) for o in declared]
-    if len(found[TRAIN]) != 2 or len(found[EVALUATE]) != 1:
-        raise ReportError(f"{label}: its {DVC_YAML} is not this pipeline's (train, evaluate outs)")
-    return found
+@dataclass(frozen=True)
+class Outs:
+    """Where a tree's dvc.yaml puts what the report reads, found by role rather than by stage or
+    position, so a stage added between train and evaluate (or an out added to one) moves nothing:
+    the model is the registered artifact, the evaluation the out holding the metrics file, the
+    history the out holding the plotted training curves."""
+
+    model: str
+    history: str
+    evaluation: str
+
+
+def outs(files: Files, label: str) -> Outs:
+    declared = parse_yaml(files.read(PIPELINE_FILE) or b"{}", f"{label}: {PIPELINE_FILE}")
+    declared = declared if isinstance(declared, dict) else {}
+    paths = [
+        o if isinstance(o, str) else next(iter(o))
+        for stage in (declared.get("stages") or {}).values()
+        for o in (stage.get("outs") or [])
+    ]
+    models = [a.get("path") for a in (declared.get("artifacts") or {}).values()
+              if a.get("type") == "model"]  # fmt: skip
+    metrics = [str(m) for m in declared.get("metrics") or []]
+    curves = [str(y) for plot in declared.get("plots") or [] if isinstance(plot, dict)
+              for spec in plot.values() for y in (spec.get("y") or {})]  # fmt: skip
+
+    def holding(files_: list[str], but: tuple[str, ...] = ()) -> list[str]:
+        return [p for p in paths if p not in but and any(f.startswith(f"{p}/") for f in files_)]
+
+    evaluation = holding(metrics)
+    history = holding(curves, but=tuple(evaluation))
+    if len(models) != 1 or models[0] not in paths or len(evaluation) != 1 or len(history) != 1:
+        raise ReportError(
+            f"{label}: its {PIPELINE_FILE} is not this pipeline's (one model artifact, one out "
+            "holding the metrics file, one holding the training curves)"
+        )
+    return Outs(models[0], history[0], evaluation[0])
 
 
 def _per_digit(records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
