@@ -156,6 +156,7 @@ mutation: env ## mutation testing of the pure cores (slow); survivors in mutants
 # (or STACK_DIR); STACK_{MLFLOW,POSTGRES,S3,MON}_PORT move a port, 0 meaning any free port:
 #   make stack-up STACK_MLFLOW_PORT=5051 STACK_DIR=/tmp/stack
 .PHONY: stack-deps stack-up stack-down stack-status
+# The one list of the packages to install; the code names, for a binary it misses, its package.
 STACK_DEBS := postgresql ceph-mon ceph-osd radosgw
 STACK := vae-mnist stack
 STACK_FOLDER := $(if $(STACK_DIR),--folder $(STACK_DIR))

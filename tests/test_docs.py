@@ -15,6 +15,7 @@ import yaml
 from markdown_it import MarkdownIt
 
 from vae_mnist.common.config import PARAMS_FILE, load_config
+from vae_mnist.common.ports import EXPLORER_PORT, SERVE_PORT, UI_PORT
 
 from .browser import ARTIFACTS, chromium_page
 from .conftest import REPO
@@ -88,6 +89,31 @@ def _anchors(page: Path) -> set[str]:
 
     headings = re.findall(r"^#+ (.+)$", page.read_text(), re.M)
     return {slugify(re.sub(r"[`*]", "", h), "-") for h in headings}
+
+
+def test_every_port_the_docs_and_the_makefile_name_is_the_code_s() -> None:
+    """The default ports live in common/ports.py (the team stack's in its control module, the
+    docs site's is mkdocs' default); each page and `make help` says the same."""
+    from vae_mnist_tools.stack.control import DEFAULT_PORTS
+
+    ports = {"ui": UI_PORT, "serve": SERVE_PORT, "explore": EXPLORER_PORT, "docs-serve": 8000}
+    stack = set(DEFAULT_PORTS.values())
+    texts = {p: p.read_text() for p in [REPO / "README.md", REPO / "Makefile",
+                                        *sorted((REPO / "docs").glob("*.md"))]}  # fmt: skip
+    seen = {name: 0 for name in ports}
+    for path, text in texts.items():
+        for line in text.splitlines():
+            for port in re.findall(r"127\.0\.0\.1:(\d+)", line):
+                assert int(port) in {*ports.values(), *stack}, f"{path.name}: {line}"
+                named = re.search(r"make ([a-z-]+)|^([a-z-]+):", line)
+                named = named if named and (named.group(1) or named.group(2)) in ports else None
+                if named:
+                    name = named.group(1) or named.group(2)
+                    assert int(port) == ports[name], f"{path.name}: {line}"
+                    seen[name] += 1
+    assert all(seen.values()), seen  # each said at least once where its command is named
+    assert f"(default {EXPLORER_PORT})" in texts[REPO / "Makefile"]
+    assert "\nDOCS_PORT ?= 8000\n" in texts[REPO / "Makefile"]
 
 
 def test_every_readme_link_resolves_to_a_page_or_a_file() -> None:

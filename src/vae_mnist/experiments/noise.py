@@ -1,10 +1,15 @@
 """The seed-to-seed spread of a configuration: the yardstick every difference is held against.
 
-A configuration is its params without the seed. Its spread is measured once (by `make reproduce`,
+A configuration is the params that change what it measures (RESULTS), not the seed nor the
+MLflow names. Its spread is measured once (by `make reproduce`,
 which trains more seeds of a version it could not rebuild bit for bit, or by `make recipe R=<name>
-SEEDS=3`) and kept in reports/noise/<digest of the params>.json, in git, so that everyone
+SEEDS=3`) and kept in reports/noise/<digest of its differences>.json, in git, so that everyone
 compares against the same measurement: the reproduce verdict, the comparison report and the
 README's results. Nothing here assumes a spread that was not measured.
+
+A file is named by the configuration's differences from RESULTS' baseline values, so a param
+added later with the value every earlier run had (its default) leaves every kept spread found,
+and a renamed experiment or model moves none. KEY_VERSION changes only with that naming.
 """
 
 from __future__ import annotations
@@ -15,10 +20,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from vae_mnist.common.errors import ConfigError
 from vae_mnist.common.outputs import atomic_file
 
 NOISE_DIR = Path("reports/noise")  # in git beside the DVC outs: small, and shared
-SEED = "seed"
+KEY_VERSION = 1
+# Each param that changes results, with its baseline: the value of the classic configuration,
+# or for a param added later, the value every run before it had. A new param is listed here with
+# that value (a test holds every params.yaml key to RESULTS or NOT_RESULTS).
+RESULTS: dict[str, str] = {
+    "floats": "native",
+    "data.val_size": "5000",
+    "data.binarize": "none",
+    "model.latent_dim": "2",
+    "model.hidden_units": "[512, 256, 128]",
+    "model.activation": "relu",
+    "train.epochs": "12",
+    "train.batch_size": "128",
+    "train.learning_rate": "0.001",
+    "train.lr_schedule": "constant",
+    "train.lr_decay_rate": "0.95",
+    "train.kl_warmup_epochs": "0",
+    "train.early_stopping_patience": "0",
+    "train.distribution": "none",
+    "evaluate.iwae_samples": "100",
+}
+NOT_RESULTS = ("seed", "mlflow.experiment_name", "mlflow.registered_model_name")
 
 
 @dataclass(frozen=True)
@@ -31,13 +58,21 @@ class Spread:
 
 
 def configuration(params: Mapping[str, object]) -> dict[str, str]:
-    """The params that make a configuration, as MLflow logs them (strings), the seed left out."""
-    return {k: str(v) for k, v in sorted(params.items()) if k != SEED}
+    """The params that make a configuration, as MLflow logs them (strings): RESULTS' keys, a
+    missing one read as its baseline."""
+    unknown = sorted(set(params) - set(RESULTS) - set(NOT_RESULTS))
+    if unknown:
+        raise ConfigError(
+            f"experiments/noise.py: {', '.join(unknown)} in neither RESULTS nor NOT_RESULTS: say "
+            "whether it changes results (and its value before it existed)"
+        )
+    return {k: str(params.get(k, baseline)) for k, baseline in RESULTS.items()}
 
 
 def noise_file(root: Path, params: Mapping[str, object]) -> Path:
-    """Where the spread of this configuration is kept."""
-    text = json.dumps(configuration(params), sort_keys=True)
+    """Where the spread of this configuration is kept: named by its differences from RESULTS."""
+    differences = {k: v for k, v in configuration(params).items() if v != RESULTS[k]}
+    text = json.dumps({"key": KEY_VERSION, "differences": differences}, sort_keys=True)
     return root / NOISE_DIR / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
 
 
@@ -58,7 +93,10 @@ def keep_spread(
     spread = {
         m: max(r[m] for r in runs.values()) - min(r[m] for r in runs.values()) for m in metrics
     }
-    record = {"params": configuration(params), "runs": runs, "range": spread, "machine": machine}
+    record = {
+        "key": KEY_VERSION, "params": configuration(params), "runs": runs, "range": spread,
+        "machine": machine,
+    }  # fmt: skip
     path = noise_file(root, params)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as staged:

@@ -15,6 +15,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
 from vae_mnist.common.quantities import TEST
 from vae_mnist.tracking import names
+from vae_mnist.tracking.store import model_versions
 
 REPRODUCED = "reproduced"  # model version tags: reproduced/<machine id> = the verdict there
 # Params a train run holds that are not params.yaml's: its topology (stages/train.py), and the
@@ -69,7 +70,7 @@ def read_lineage(model_name: str, version: str, store: str | None = None) -> Lin
 
 def latest_version(model_name: str, store: str | None = None) -> str | None:
     """The newest version of `model_name` in `store` (a rebuild's store holds one)."""
-    found = mlflow.MlflowClient(store).search_model_versions(f"name = '{model_name}'")
+    found = model_versions(mlflow.MlflowClient(store), model_name)
     return str(max(int(v.version) for v in found)) if found else None
 
 

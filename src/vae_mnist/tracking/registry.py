@@ -21,7 +21,7 @@ from mlflow.exceptions import MlflowException
 from vae_mnist.common.errors import TrackingError
 from vae_mnist.common.quantities import TEST_NEG_ELBO
 from vae_mnist.tracking import cards, champion, governance, names
-from vae_mnist.tracking.store import first_line, shown_uri
+from vae_mnist.tracking.store import first_line, model_versions, shown_uri
 
 CONVERGE_ROUNDS = 20
 # Tags that hold a measured quantity are named after it: `namespace.` + its one name.
@@ -135,9 +135,7 @@ def share_with_training_run(run_id: str, metrics: dict[str, float], folders: lis
 
 def registered_version(model_name: str, run_id: str) -> str | None:
     """The (latest) version of `model_name` that the training run registered."""
-    versions = mlflow.MlflowClient().search_model_versions(
-        f"name = '{model_name}' and run_id = '{run_id}'"
-    )
+    versions = model_versions(mlflow.MlflowClient(), model_name, f"run_id = '{run_id}'")
     if not versions:
         print(f"note: training run {run_id} registered no version of {model_name}")
         return None
@@ -221,7 +219,7 @@ def promote(client: mlflow.MlflowClient, served: str, candidates: str, version: 
     move the alias among the served versions; the version that holds it."""
     source = f"{candidates} v{version}"
     copied = None
-    for existing in client.search_model_versions(f"name = '{served}'"):
+    for existing in model_versions(client, served):
         if existing.tags.get(governance.SOURCE) == source:
             copied = str(existing.version)
     if copied is None:
@@ -286,17 +284,12 @@ def rollback(served: str, why: str) -> tuple[str, str]:
 def scores(client: mlflow.MlflowClient, model_name: str) -> dict[str, float]:
     """Every evaluated version's score, from the versions' own tags (less the withdrawn)."""
     found: dict[str, float] = {}
-    token = None
-    while True:
-        page = client.search_model_versions(f"name = '{model_name}'", page_token=token)
-        for v in page:
-            if governance.WITHDRAWN in v.tags:
-                continue
-            if (score := v.tags.get(SCORE, v.tags.get(LEGACY_SCORE))) is not None:
-                found[str(v.version)] = float(score)
-        token = page.token
-        if not token:
-            return found
+    for v in model_versions(client, model_name):
+        if governance.WITHDRAWN in v.tags:
+            continue
+        if (score := v.tags.get(SCORE, v.tags.get(LEGACY_SCORE))) is not None:
+            found[str(v.version)] = float(score)
+    return found
 
 
 def champion_of(model_name: str) -> str | None:

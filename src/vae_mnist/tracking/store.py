@@ -148,6 +148,13 @@ def refusals(what: str) -> Iterator[None]:
         ) from None
 
 
+def unusable(uri: str, error: BaseException) -> TrackingError:
+    """The one line for a store that does not answer as a store: what it said, and what to do."""
+    return TrackingError(
+        f"MLflow store {redact(uri)} cannot be used: {first_line(error)} ({hint(error)})"
+    )
+
+
 def require_store() -> str:
     """Connect to a store that exists and answers, and return its URI; a sqlite file that is
     not there is not created (reading an empty store would only say that nothing is in it)."""
@@ -161,9 +168,7 @@ def require_store() -> str:
     try:
         mlflow.MlflowClient().search_registered_models(max_results=1)
     except Exception as error:  # sqlalchemy, requests and MLflow errors alike
-        raise TrackingError(
-            f"MLflow store {redact(uri)} cannot be used: {first_line(error)} ({hint(error)})"
-        ) from None
+        raise unusable(uri, error) from None
     return uri
 
 
@@ -185,9 +190,20 @@ def experiment_id(name: str) -> str:
     except TrackingError:
         raise
     except Exception as error:  # sqlalchemy, requests and MLflow errors alike
-        raise TrackingError(
-            f"MLflow store {redact(uri)} cannot be used: {first_line(error)} ({hint(error)})"
-        ) from None
+        raise unusable(uri, error) from None
+
+
+def model_versions(client: mlflow.MlflowClient, model_name: str, where: str = "") -> list:
+    """Every version of `model_name` (and `where`, a further filter clause), through all pages:
+    a store answers a page a call, and an unpaged search would miss the rest."""
+    query = f"name = '{model_name}'" + (f" and {where}" if where else "")
+    found, token = [], None
+    while True:
+        page = client.search_model_versions(query, page_token=token)
+        found.extend(page)
+        token = page.token
+        if not token:
+            return found
 
 
 def unreachable(error: BaseException) -> bool:

@@ -20,7 +20,15 @@ from vae_mnist.common.outputs import file_sha256
 from vae_mnist.common.pipeline import LATENT, LATENT_FILES
 from vae_mnist.common.quantities import TEST
 from vae_mnist.tracking import names
-from vae_mnist.tracking.store import first_line, hint, locked, shown_uri, ui_base, unreachable
+from vae_mnist.tracking.store import (
+    first_line,
+    hint,
+    locked,
+    model_versions,
+    shown_uri,
+    ui_base,
+    unreachable,
+)
 
 _NUMBER = re.compile(r"v?(\d+)")
 T = TypeVar("T")
@@ -57,19 +65,7 @@ def _answering(what: str, call: Callable[[], T]) -> T:
 def all_versions(model_name: str) -> list[ModelVersion]:
     """Every version of the registered model, newest first; none is an error that says why."""
     client = _client()
-    found: list[ModelVersion] = []
-    token = None
-    while True:
-        page = _answering(
-            model_name,
-            lambda token=token: client.search_model_versions(
-                f"name = '{model_name}'", page_token=token
-            ),
-        )
-        found.extend(page)
-        token = page.token
-        if not token:
-            break
+    found: list[ModelVersion] = _answering(model_name, lambda: model_versions(client, model_name))
     if not found:
         raise ExplorerError(
             f"{shown_uri()} holds no version of {model_name}: run the pipeline (make repro) "

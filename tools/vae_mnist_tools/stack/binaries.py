@@ -18,7 +18,6 @@ from vae_mnist.common.errors import StackError
 
 PG_SEARCH_ENV = "VAE_MNIST_STACK_PG_SEARCH"
 PG_SEARCH_DEFAULT = "/usr/lib/postgresql/*/bin"
-PACKAGES = "postgresql ceph-mon ceph-osd radosgw"
 
 # binary -> the Debian package that holds it
 CEPH_BINARIES = {
