@@ -3,6 +3,7 @@ a copy of the code, and seen to fail), what `import vae_mnist` costs, and the on
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -147,3 +148,44 @@ def test_a_mistyped_command_is_one_line_and_exit_2() -> None:
     assert result.returncode == 2
     assert "No such command 'reprodcue'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def local_imports_without_a_reason(roots: list[Path]) -> list[str]:
+    """Each block of imports inside a function whose first line has no comment on it or just
+    above it. The CLI is exempt: its module docstring gives the one reason for all of its own."""
+    found = []
+    for path in sorted(p for root in roots for p in root.rglob("*.py")):
+        if path == REPO / "src" / "vae_mnist" / "cli.py":
+            continue
+        lines = path.read_text().splitlines()
+        for function in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            imports = sorted(
+                (n for n in ast.walk(function) if isinstance(n, ast.Import | ast.ImportFrom)),
+                key=lambda n: n.lineno,
+            )
+            end = None
+            for node in imports:
+                between = lines[end : node.lineno - 1] if end is not None else ["x"]
+                end = node.end_lineno
+                if all(not line.strip() for line in between):
+                    continue  # the same block as the import before it
+                line, above = lines[node.lineno - 1], lines[node.lineno - 2].strip()
+                if "#" not in line and not above.startswith("#"):
+                    found.append(f"{path.name}:{node.lineno}: {line.strip()}")
+    return found
+
+
+def test_every_function_local_import_says_why() -> None:
+    assert local_imports_without_a_reason([REPO / "src", REPO / "tools"]) == []
+
+
+def test_a_function_local_import_without_a_reason_is_found(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text(
+        "def f():\n    import json\n\n    import csv\n\n"
+        "def g():\n    # heavy: only here\n    import json\n\n    import csv\n"
+    )
+    assert [hit.split(": ", 1)[1] for hit in local_imports_without_a_reason([tmp_path])] == [
+        "import json"
+    ]

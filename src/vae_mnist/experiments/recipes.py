@@ -34,8 +34,11 @@ from vae_mnist.common.config import (
     with_overrides,
 )
 from vae_mnist.common.errors import ConfigError, VaeMnistError
+from vae_mnist.common.machine import fingerprint
 from vae_mnist.common.pipeline import EVALUATE, computed
 from vae_mnist.common.quantities import TEST, TEST_NEG_ELBO
+from vae_mnist.common.tensorflow_env import quiet_tensorflow
+from vae_mnist.experiments.noise import keep_spread
 
 RECIPES_FILE = Path("recipes.yaml")
 
@@ -161,9 +164,7 @@ def over_seeds(
             raise VaeMnistError(f"the experiment {name} failed (its output is above)")
     if not run:
         return
-    from vae_mnist.common.machine import fingerprint
-    from vae_mnist.common.tensorflow_env import quiet_tensorflow
-    from vae_mnist.experiments.noise import keep_spread
+    # MLflow takes seconds to load: `vae-mnist recipes list` and a dry run stay quick
     from vae_mnist.tracking.sweeps import experiment_metrics
 
     tracked = settings["mlflow.experiment_name"]

@@ -145,6 +145,7 @@ class AskLock:
         if self.file is not None:
             self.file.acquire()
         elif self.url.startswith("postgresql"):
+            # SQLAlchemy only for a PostgreSQL study
             import sqlalchemy
 
             engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
@@ -185,6 +186,7 @@ class Worker:
     failures: list[str] = field(default_factory=list)  # the trials failed since the last success
 
     def study(self) -> Any:
+        # Optuna takes a second to load: only when a sweep runs
         import optuna
         from optuna.storages import RetryHeartbeatStaleTrialCallback
 
@@ -222,6 +224,7 @@ class Worker:
         """Trials that count against the budget: finished, pruned or running (a waiting one, queued
         by hand or a stale trial's retry, is the next one asked for). A trial whose worker died
         is failed first, so that it stops counting."""
+        # Optuna takes a second to load: only when a sweep runs
         import optuna
         from optuna.trial import TrialState
 
@@ -275,6 +278,7 @@ class Worker:
                 raise Interrupted(f"trial {trial.number} interrupted ({name})")
             log = self.out / f"{name}.log"
             if code != 0 and (epoch := self.pruned_at(trial.number)) is not None:
+                # Optuna takes a second to load: only when a sweep runs
                 import optuna
 
                 print(f"trial {trial.number} pruned after epoch {epoch} ({name})", flush=True)
@@ -424,6 +428,7 @@ def run_sweep(sweep: Sweep, trials: int | None = None, jobs: int = 1) -> None:
 def summarise(worker: Worker, study: Any, interrupted: bool) -> None:
     """Print where the study stands and its best trial as a recipe; figures and the recipe to
     the sweep's folder and its MLflow run, which ends once no trial of the study runs."""
+    # Optuna takes a second to load: only when a sweep runs
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
@@ -458,10 +463,11 @@ FIGURES = {  # file -> Optuna's matplotlib plot
 
 def figures(study: Any, out: Path, objective: str) -> list[Path]:
     """Optuna's optimisation history, parameter importances and parallel coordinates."""
+    # matplotlib only when drawing
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after use(): pyplot picks its backend on import
     import optuna.visualization.matplotlib as plots
 
     written = []

@@ -39,6 +39,7 @@ class TrialRef:
     after_epochs: int = 0
 
     def pruner(self) -> Any:
+        # Optuna takes a second to load: only when a sweep runs
         import optuna
 
         if self.after_trials is None:
@@ -59,6 +60,7 @@ class TrialRef:
 def open_storage(url: str, **options: Any) -> Any:
     """Optuna's RDB storage at `url`; a sqlite file waits for other writers (the default 5 s is
     short when J trials report at once)."""
+    # Optuna takes a second to load: only when a sweep runs
     import optuna
     import sqlalchemy.exc
 
@@ -83,6 +85,7 @@ def pruning_callbacks() -> list[Any]:
     if not (text := os.environ.get(TRIAL_ENV)):
         return []
     ref = TrialRef.decode(text)
+    # TensorFlow takes seconds to load: only when this runs
     import keras
     import optuna
 

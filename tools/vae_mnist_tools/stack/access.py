@@ -26,7 +26,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from vae_mnist.common.config import load_config, project_root, with_overrides
 from vae_mnist.common.errors import StackError
+from vae_mnist.experiments.recipes import load_recipes
 from vae_mnist_tools.stack import credentials
 from vae_mnist_tools.stack.state import Stack
 
@@ -84,7 +86,7 @@ def _auth_client(stack: Stack):  # -> mlflow.server.auth.client.AuthServiceClien
         # mlflow.server's import pulls in Starlette's deprecated WSGI bridge, which warns on
         # import: MLflow's concern, not the user's.
         warnings.filterwarnings("ignore", message="starlette.middleware.wsgi is deprecated")
-        from mlflow.server.auth.client import AuthServiceClient
+        from mlflow.server.auth.client import AuthServiceClient  # seconds: only when used
     return AuthServiceClient(stack.tracking_uri)
 
 
@@ -100,8 +102,6 @@ class Project:
 
 def project() -> Project:
     """The names the project writes to, from its params.yaml and recipes.yaml."""
-    from vae_mnist.common.config import load_config, project_root, with_overrides
-    from vae_mnist.experiments.recipes import load_recipes
 
     root = project_root()
     params = root / "params.yaml"
@@ -117,6 +117,7 @@ def project() -> Project:
 def govern(stack: Stack, names: Project) -> None:
     """As the admin of a new stack: the project's experiment, each served model with its
     candidates model (the tag that makes clients register there), and the three roles."""
+    # MLflow takes seconds to load: the stack's other commands stay quick
     from mlflow import MlflowClient
 
     from vae_mnist.tracking import governance
@@ -148,6 +149,7 @@ _DESCRIPTIONS = {
 def add_user(stack: Stack, name: str, role: str) -> Path:
     """Create `name` with a new password (kept in its 0600 file, whose path is returned) and
     give it `role`."""
+    # MLflow takes seconds to load: the stack's other commands stay quick
     from mlflow.exceptions import MlflowException
 
     if not re.match(USERNAME_PATTERN, name):
@@ -172,6 +174,7 @@ def add_user(stack: Stack, name: str, role: str) -> Path:
 
 def reset_password(stack: Stack, name: str) -> Path:
     """A new password for `name`, kept in its 0600 file (returned); the old one stops working."""
+    # MLflow takes seconds to load: the stack's other commands stay quick
     from mlflow.exceptions import MlflowException
 
     password = credentials.new_password()
@@ -186,6 +189,7 @@ def reset_password(stack: Stack, name: str) -> Path:
 
 
 def remove_user(stack: Stack, name: str) -> None:
+    # MLflow takes seconds to load: the stack's other commands stay quick
     from mlflow.exceptions import MlflowException
 
     if name == credentials.ADMIN:
@@ -200,11 +204,13 @@ def remove_user(stack: Stack, name: str) -> None:
 
 def users(stack: Stack) -> dict[str, str]:
     """Every user and its role (`admin` for the admin, `none` for a user without one), by name."""
+    # MLflow takes seconds to load: the stack's other commands stay quick
     from mlflow.utils.credentials import get_default_host_creds
     from mlflow.utils.rest_utils import http_request, verify_rest_response
 
     with logged_in(stack):
-        client = _auth_client(stack)  # first: it imports mlflow.server quietly
+        client = _auth_client(stack)
+        # after _auth_client, which imports mlflow.server with its warning silenced
         from mlflow.server.auth.routes import LIST_USERS
 
         creds = get_default_host_creds(stack.tracking_uri)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,9 +243,6 @@ def endpoint(cluster: Cluster) -> str:
 
 
 def wait_gateway(cluster: Cluster, spawned: Spawned, timeout_s: float) -> None:
-    import urllib.error
-    import urllib.request
-
     def ready() -> bool:
         try:
             with urllib.request.urlopen(endpoint(cluster), timeout=3) as response:
@@ -259,8 +258,6 @@ def create_user(cluster: Cluster) -> tuple[str, str]:
 
     Generated there and read from its output (never logged), so that no key is ever on a
     command line, which every local user can read."""
-    import json
-
     printed = run(
         cluster.tool(
             "radosgw-admin",
@@ -277,6 +274,7 @@ def create_user(cluster: Cluster) -> tuple[str, str]:
 
 def s3_client(endpoint_url: str, access_key: str, secret_key: str):  # -> botocore's S3 client
     """A boto3 S3 client for the gateway (path-style addressing: no DNS names for buckets)."""
+    # boto3 takes a second to load: only when the buckets are made
     import boto3
     from botocore.config import Config
 

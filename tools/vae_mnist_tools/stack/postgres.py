@@ -162,6 +162,7 @@ def _superuser_conninfo(cluster: Cluster, dbname: str = "postgres") -> dict[str,
 
 
 def wait(cluster: Cluster, spawned: Spawned, timeout_s: float) -> None:
+    # psycopg only when the database is used
     import psycopg
 
     def ready() -> bool:
@@ -175,6 +176,7 @@ def wait(cluster: Cluster, spawned: Spawned, timeout_s: float) -> None:
 def create_mlflow_database(cluster: Cluster) -> tuple[str, str, str]:
     """A login role owning a database for MLflow's runs and one for its users: (role,
     password, the runs' database)."""
+    # psycopg only when the database is used
     import psycopg
     from psycopg import sql
 
@@ -197,6 +199,7 @@ def create_mlflow_database(cluster: Cluster) -> tuple[str, str, str]:
 
 def create_sweeps_database(cluster: Cluster) -> tuple[str, str, str]:
     """A login role owning a database for the sweeps' studies: (role, password, database)."""
+    # psycopg only when the database is used
     import psycopg
     from psycopg import sql
 

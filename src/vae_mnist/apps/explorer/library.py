@@ -35,6 +35,7 @@ def pixels(images: np.ndarray) -> list[str]:
 def compiled_decoder(checkpoint: Path) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
     """The checkpoint's decoder as one compiled function, codes (N, d) -> images (N, 28, 28) in
     [0, 1]; and d. Compiled for any N, so a request never waits on a retrace."""
+    # TensorFlow takes seconds to load: only when this runs
     import keras
     import tensorflow as tf
 

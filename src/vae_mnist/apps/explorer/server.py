@@ -17,6 +17,7 @@ def explore(
 ) -> None:
     """Serve the explorer until interrupted, opening on `version` (a number or an alias; None:
     the champion)."""
+    # the web stack (and TensorFlow, under the app) only when the explorer starts
     import uvicorn
 
     from vae_mnist.apps.explorer.app import create_app

@@ -91,6 +91,7 @@ class Files:
 
     @classmethod
     def revision(cls, root: Path, commit: str, label: str) -> Files:
+        # DVC takes a second to load: only for a revision or an experiment
         from dvc.api import DVCFileSystem
 
         fs = DVCFileSystem(str(root), rev=commit)
@@ -135,6 +136,7 @@ def resolve(ref: str, root: Path, model_name: str) -> Side:
 
 def revision(root: Path, ref: str) -> tuple[str, str] | None:
     """(commit, label) of a git revision or a DVC experiment; None: `ref` is neither."""
+    # DVC takes a second to load: only for a revision or an experiment
     from dvc.repo import Repo
     from dvc.repo.experiments.utils import resolve_name
     from dvc.scm import RevError, resolve_rev
