@@ -43,9 +43,7 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
     config = load_config(args.params)
-    shapes = layer_shapes(config)
-    encoder_layers = len(config.model.hidden_units) + 2  # hidden layers, z_mean, z_log_var
-    encoder, decoder = shapes[:encoder_layers], shapes[encoder_layers:]
+    encoder, decoder = layer_shapes(config)  # the built networks' Dense layers
     passes = args.images * args.samples
     limit = forward_gemm_seconds(decoder, ROWS) * passes / ROWS
     limit += forward_gemm_seconds(encoder, min(ROWS, args.images)) * args.images / ROWS

@@ -21,7 +21,6 @@ by the *fastest* limit of the run: noise only ever adds time, so the fastest lim
 from __future__ import annotations
 
 import argparse
-import itertools
 import resource
 import statistics
 import time
@@ -35,7 +34,7 @@ import keras
 import numpy as np
 
 from vae_mnist.common.config import Config, load_config
-from vae_mnist.common.mnist import IMAGE_SHAPE, PIXELS
+from vae_mnist.common.mnist import IMAGE_SHAPE
 from vae_mnist.model.vae import build_vae
 from vae_mnist.training.fit import (
     STEPS_PER_CALL,
@@ -51,14 +50,25 @@ from vae_mnist.training.fit import (
 SETTLE_S = 1.0
 
 
-def layer_shapes(config: Config) -> list[tuple[int, int]]:
-    """(fan_in, fan_out) of every Dense layer, encoder then decoder."""
-    hidden = list(config.model.hidden_units)
-    latent = config.model.latent_dim
-    encoder = list(zip([PIXELS, *hidden[:-1]], hidden, strict=True))
-    encoder += [(hidden[-1], latent)] * 2  # z_mean, z_log_var
-    widths = [latent, *reversed(hidden), PIXELS]
-    return encoder + list(itertools.pairwise(widths))
+def layer_shapes(config: Config) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(fan_in, fan_out) of every Dense layer of the built encoder, then of the decoder: read off
+    the network the trainer trains, whatever the kind's params say. A layer with weights that is
+    not Dense has no GEMM this limit could time: said in one line."""
+    vae = build_vae(config.model, False, config.seed)
+
+    def shapes(network: keras.Model) -> list[tuple[int, int]]:
+        found = []
+        for layer in network.layers:
+            if isinstance(layer, keras.layers.Dense):
+                found.append(tuple(int(n) for n in layer.kernel.shape))
+            elif layer.weights:
+                raise SystemExit(
+                    f"{network.name}/{layer.name} is a {type(layer).__name__}: this limit times "
+                    "the GEMMs of Dense layers only"
+                )
+        return found
+
+    return shapes(vae.encoder), shapes(vae.decoder)
 
 
 def gemm_limit(config: Config, images: int, repeats: int = 200) -> tuple[float, float]:
@@ -70,7 +80,8 @@ def gemm_limit(config: Config, images: int, repeats: int = 200) -> tuple[float, 
     batch = config.train.batch_size
     rng = np.random.default_rng(0)
     operands = []
-    for fan_in, fan_out in layer_shapes(config):
+    encoder, decoder = layer_shapes(config)
+    for fan_in, fan_out in encoder + decoder:
         x = rng.standard_normal((batch, fan_in), dtype=np.float32)
         w = rng.standard_normal((fan_in, fan_out), dtype=np.float32)
         dy = rng.standard_normal((batch, fan_out), dtype=np.float32)
@@ -164,7 +175,8 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(args.params)
     images = np.random.default_rng(0).random((args.images, *IMAGE_SHAPE), dtype=np.float32)
-    print(f"network {config.model.hidden_units} latent {config.model.latent_dim}, "
+    print(f"network {config.model.kind} {config.model.own.model_dump()} latent "
+          f"{config.model.latent_dim}, "
           f"batch {config.train.batch_size}, {args.images} images/epoch; one round = the limit, "
           f"an epoch of the trainer, an epoch of plain fit, so that a slow spell of a shared "
           f"machine weighs on all three")  # fmt: skip

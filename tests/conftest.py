@@ -84,7 +84,7 @@ def config() -> Config:
 # A test changes on top of it only what it is about: override(tiny, {...}).
 TINY = {
     "data.val_size": 20,
-    "model.hidden_units": [32, 16],
+    "model.mlp.hidden_units": [32, 16],
     "model.latent_dim": 3,
     "train.epochs": 2,
     "train.batch_size": 32,

@@ -24,7 +24,7 @@ from vae_mnist.common.config import PARAMS_FILE, Config, load_config
 from .conftest import REPO, override
 
 TINY = {
-    "model.hidden_units": [32, 16],
+    "model.mlp.hidden_units": [32, 16],
     "model.latent_dim": 3,
     "train.epochs": 3,
     "train.batch_size": 32,

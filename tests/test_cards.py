@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import keras
+
+from vae_mnist.common.config import Config
+from vae_mnist.model.vae import build_vae, describe
 from vae_mnist.tracking.cards import (
     TEST_HEADING,
     model_description,
@@ -18,6 +22,7 @@ MACHINE = {
 CARD = version_card(
     "vae-mnist", "3", "run123", {"train.epochs": 12}, {"train": "ab12", "val": "cd34"},
     {"best_epoch": 12, "best.val/neg_elbo": 142.66077}, "f00d", MACHINE,
+    "mlp: encoder images 28x28, dense_0 16, z_mean 2; decoder z 2, logits 784",
 )  # fmt: skip
 
 
@@ -28,6 +33,16 @@ def test_a_version_card_says_where_the_model_came_from_and_how_to_load_it() -> N
     assert "`train.epochs=12`" in CARD and "sha256 `f00d`" in CARD
     assert 'mlflow.pyfunc.load_model("models:/vae-mnist/3")' in CARD
     assert TEST_HEADING not in CARD
+
+
+def test_a_version_card_names_its_kind_and_network_layer_by_layer(tiny: Config) -> None:
+    assert "Network (mlp): encoder images 28x28, dense_0 16, z_mean 2; decoder z 2" in CARD
+    keras.backend.clear_session()  # Keras' layer-name counters, as in a fresh stage
+    vae = build_vae(tiny.model, True, 0)
+    assert describe(vae, "mlp") == (
+        "mlp: encoder images 28x28, flatten 784, dense_0 32, dense_1 16, z_mean 3, z_log_var 3; "
+        "decoder z 3, dense_0 16, dense_1 32, logits 784, image_logits 28x28x1"
+    )
 
 
 def test_a_version_card_names_the_machine_it_was_trained_on() -> None:

@@ -12,13 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vae_mnist.common.config import (
-    Config,
-    load_config,
-)
+from vae_mnist.common.config import Config, ModelConfig, load_config
 from vae_mnist.common.errors import ConfigError
 from vae_mnist.common.mnist import TRAIN_IMAGES
 from vae_mnist.data.mnist import MNIST_FILES, SPLIT_FILES
+from vae_mnist.model.vae import KINDS
 
 from .conftest import REPO, override
 
@@ -41,7 +39,7 @@ def config_error(path: Path) -> str:
 
 def test_defaults_are_the_classic_script(config: Config) -> None:
     assert config.model.latent_dim == 2
-    assert config.model.hidden_units == (512, 256, 128)
+    assert config.model.mlp.hidden_units == (512, 256, 128)
     assert config.model.activation == "relu"
     assert (config.train.batch_size, config.train.epochs) == (128, 12)
     assert config.train.learning_rate == pytest.approx(1e-3)
@@ -55,7 +53,7 @@ def test_config_is_immutable(config: Config) -> None:
 
 def test_flat_keys_match_dvc_names(config: Config) -> None:
     flat = config.flat()
-    assert flat["model.hidden_units"] == [512, 256, 128]
+    assert flat["model.mlp.hidden_units"] == [512, 256, 128]
     assert flat["data.val_size"] == config.data.val_size
     assert "mlflow.registered_model_name" in flat
 
@@ -69,6 +67,36 @@ def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
 def test_unknown_section_suggests_the_right_one(tmp_path: Path) -> None:
     message = config_error(write_params(tmp_path, "\nmodel:", "\nmodle:"))
     assert "did you mean 'model'" in message
+
+
+def test_the_model_kind_is_one_of_the_kinds_and_its_section_takes_only_its_own_keys(
+    tmp_path: Path, config: Config
+) -> None:
+    assert config.model.kind == "mlp" and config.model.own == config.model.mlp
+    assert ModelConfig.kinds() == tuple(KINDS)  # each kind has its builders
+    message = config_error(write_params(tmp_path, "kind: mlp", "kind: dense"))
+    assert "model.kind = 'dense' is not allowed: must be 'mlp'" in message
+    message = config_error(
+        write_params(tmp_path, "    hidden_units:", "    filters: [32]\n    hidden_units:")
+    )
+    assert "unknown key 'model.mlp.filters'" in message  # another kind's key is no MLP key
+    message = config_error(write_params(tmp_path, "  activation: relu\n", ""))
+    assert "missing key 'model.activation'" in message  # what every kind shares
+
+
+def test_a_params_yaml_of_before_the_kinds_is_told_where_its_key_went(tmp_path: Path) -> None:
+    old = "  mlp:\n    hidden_units: [512, 256, 128]"
+    message = config_error(write_params(tmp_path, old, "  hidden_units: [512, 256, 128]"))
+    assert "params.yaml: unknown key 'model.hidden_units': it is 'model.mlp.hidden_units' now" in (
+        message
+    )
+
+
+def test_the_effective_params_are_the_chosen_kind_s(config: Config) -> None:
+    effective = config.effective()
+    assert effective["model.kind"] == "mlp"
+    assert effective["model.mlp.hidden_units"] == [512, 256, 128]
+    assert set(effective) == set(config.flat())  # one kind: nothing to leave out yet
 
 
 def test_out_of_range_value_names_key_value_and_limit(tmp_path: Path) -> None:
@@ -90,7 +118,7 @@ def test_bad_choice_lists_the_allowed_ones(tmp_path: Path) -> None:
 
 def test_list_element_is_named_by_index(tmp_path: Path) -> None:
     message = config_error(write_params(tmp_path, "[512, 256, 128]", "[512, 0, 128]"))
-    assert "model.hidden_units[1] = 0" in message
+    assert "model.mlp.hidden_units[1] = 0" in message
 
 
 def test_missing_key_is_an_error(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         load_config(REPO / PARAMS_FILE),
         {
             "data.val_size": 20,
-            "model.hidden_units": [16],
+            "model.mlp.hidden_units": [16],
             "train.epochs": 1,
             "train.batch_size": 30,
             "evaluate.iwae_samples": 2,

@@ -27,7 +27,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         pytest.skip("MNIST_MIRROR is not a folder of the MNIST files (CI sets it)")
     quick = override(
         load_config(REPO / PARAMS_FILE),
-        {"model.hidden_units": [64], "train.epochs": 1, "evaluate.iwae_samples": 2},
+        {"model.mlp.hidden_units": [64], "train.epochs": 1, "evaluate.iwae_samples": 2},
     )
     folder = tmp_path_factory.mktemp("explorer-browser")
     return register(folder, mirror, [quick, override(quick, {"seed": 7})])

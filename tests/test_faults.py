@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import yaml
 
 from vae_mnist.common.config import Config
 from vae_mnist.common.errors import RESTORE_HINT, DataError, Terminated, TrackingError
+from vae_mnist.common.pipeline import PIPELINE_FILE
 from vae_mnist.data.arrays import STATS_FILE, load_split, split_files
 from vae_mnist.model.files import load_vae, save_vae
 from vae_mnist.model.vae import build_vae
@@ -36,10 +38,12 @@ SMALL = {"data.val_size": 20}  # the synthetic raw files hold 200 training image
 
 
 def stage_dir(tmp_path: Path, config: Config) -> Path:
-    """A folder to run a stage's entry script in: its params.yaml, and (no dvc.yaml above it)
-    its own default store, mlflow.db and mlartifacts/."""
+    """A folder to run a stage's entry script in, as its project: its params.yaml and dvc.yaml
+    (where the stages' params are listed), and so its own default store, mlflow.db and
+    mlartifacts/."""
     folder = tmp_path / "work"
     folder.mkdir()
+    shutil.copy(REPO / PIPELINE_FILE, folder)
     tree = override(config, SMALL).model_dump(mode="json")
     (folder / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
     return folder
@@ -444,7 +448,7 @@ def test_a_truncated_or_missing_array_or_stats_is_refused_naming_it(processed: P
 
 
 def test_a_damaged_model_file_is_refused_naming_it(config: Config, tmp_path: Path) -> None:
-    small = override(config, {"model.hidden_units": [8]})
+    small = override(config, {"model.mlp.hidden_units": [8]})
     path = tmp_path / "vae.keras"
     save_vae(build_vae(small.model, False, seed=0), path)
     good = path.read_bytes()

@@ -28,8 +28,11 @@ from vae_mnist.model.vae import build_vae
 from .conftest import REPO, override
 
 
-def decoder(config: Config, **model: object):
-    return build_vae(override(config, {f"model.{k}": v for k, v in model.items()}).model, True, 0)
+def decoder(config: Config, hidden_units: list[int], latent_dim: int | None = None):
+    changes = {"model.mlp.hidden_units": hidden_units}
+    if latent_dim is not None:
+        changes["model.latent_dim"] = latent_dim
+    return build_vae(override(config, changes).model, True, 0)
 
 
 def test_evaluation_rows_stay_near_eval_rows_until_one_image_needs_more() -> None:

@@ -146,7 +146,7 @@ def test_dynamic_binarization_draws_zeros_and_ones(tiny: Config) -> None:
 def test_a_blank_pixel_is_never_inked_and_a_full_one_always_is(config: Config) -> None:
     """Dynamic binarization inks a pixel with probability exactly its intensity: a blank pixel is
     never inked, a fully inked one always is, even where the uniform draw is exactly 0."""
-    small = override(config, {"model.hidden_units": [8], "model.latent_dim": 2})
+    small = override(config, {"model.mlp.hidden_units": [8], "model.latent_dim": 2})
     vae = build_vae(small.model, True, seed=5)  # its first draw of this shape holds an exact 0.0
     images = np.zeros((1024, 28, 28), np.float32)
     images[:512] = 1.0  # the exact 0.0 falls on a blank image (number 566)

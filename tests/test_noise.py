@@ -20,12 +20,14 @@ from .conftest import REPO
 
 @pytest.fixture
 def defaults(config: Config) -> dict[str, str]:
-    return {k: str(v) for k, v in config.flat().items()}
+    return {k: str(v) for k, v in config.effective().items()}
 
 
 def test_every_param_is_declared_to_change_results_or_not(defaults: dict[str, str]) -> None:
-    assert set(defaults) == set(noise.RESULTS) | set(noise.NOT_RESULTS)
+    named = {noise.RENAMED.get(k, k) for k in defaults}
+    assert named == set(noise.RESULTS) | set(noise.NOT_RESULTS)
     assert not set(noise.RESULTS) & set(noise.NOT_RESULTS)
+    assert set(noise.RENAMED.values()) <= set(noise.RESULTS)
 
 
 def test_the_defaults_committed_spread_is_found(defaults: dict[str, str]) -> None:

@@ -120,7 +120,7 @@ def test_train_registers_a_version_per_training_and_prints_nothing_alarming(
     run = client.get_run(second.run_id)
     assert run.info.run_name.startswith("train@") and run.data.tags["stage"] == "train"
     assert run.data.params["train.epochs"] == "2"
-    assert run.data.params["model.hidden_units"] == "[512, 256, 128]"
+    assert run.data.params["model.mlp.hidden_units"] == "[512, 256, 128]"
     history = client.get_metric_history(run.info.run_id, "val/neg_elbo")
     assert [m.step for m in history] == [1, 2]  # epoch n is step n, under the one name
     assert run.data.metrics["best.val/neg_elbo"] == history[-1].value < 200  # no early stopping

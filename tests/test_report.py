@@ -134,7 +134,7 @@ def test_params_that_today_s_rules_reject_are_shown_as_written_with_a_note() -> 
     notes: list[str] = []
     params = params_of(files, "HEAD~40", notes)
     assert params["precision"] == "high" and "floats" not in params
-    assert params["model.hidden_units"] == "[512, 256, 128]"  # as MLflow logs a list
+    assert params["model.mlp.hidden_units"] == "[512, 256, 128]"  # as MLflow logs a list
     (note,) = notes
     assert "params.yaml" in note and "shown as written" in note
     with pytest.raises(ReportError, match=r"HEAD~40: params\.yaml"):

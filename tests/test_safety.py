@@ -71,7 +71,7 @@ def test_no_secret_from_the_environment_reaches_the_store(
         monkeypatch.setenv(name, value)
     tiny = override(
         config,
-        {"data.val_size": 20, "model.hidden_units": [16], "train.epochs": 1,
+        {"data.val_size": 20, "model.mlp.hidden_units": [16], "train.epochs": 1,
          "train.batch_size": 30, "evaluate.iwae_samples": 2},
     )  # fmt: skip
     processed, model = tmp_path / "processed", tmp_path / "vae.keras"

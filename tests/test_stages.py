@@ -33,7 +33,7 @@ def tiny(config: Config) -> Config:
         config,
         {
             "data.val_size": 20,
-            "model.hidden_units": [16],
+            "model.mlp.hidden_units": [16],
             "train.epochs": 2,
             "train.batch_size": 30,
             "evaluate.iwae_samples": 3,

@@ -10,7 +10,7 @@ import difflib
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
@@ -51,10 +51,35 @@ class DataConfig(_Section):
     """static: one seeded Bernoulli draw in preprocess; dynamic: a fresh draw per training batch."""
 
 
-class ModelConfig(_Section):
-    latent_dim: Annotated[Int, Field(ge=1, le=512)]
+# Keys that moved, old name -> new: a params.yaml of before gets told where each went, and the
+# yardstick (experiments/noise.py) keeps the old name for its keys.
+MOVED = {"model.hidden_units": "model.mlp.hidden_units"}
+
+
+class MlpConfig(_Section):
+    """The classic script's network: Dense layers of these widths, the decoder mirrored."""
+
     hidden_units: Annotated[tuple[Annotated[Int, Field(ge=1, le=8192)], ...], Field(min_length=1)]
+
+
+class ModelConfig(_Section):
+    """What every kind shares, the kind, and one section of its own per kind (`model.<kind>`):
+    all are validated, the kind's own is used. A new kind is its name in `kind`, its section
+    here, its builders (model/<kind>.py) and its section in params.yaml."""
+
+    kind: Literal["mlp"]
+    latent_dim: Annotated[Int, Field(ge=1, le=512)]
     activation: Literal["relu", "elu", "gelu", "selu", "silu", "tanh", "softplus", "leaky_relu"]
+    mlp: MlpConfig
+
+    @classmethod
+    def kinds(cls) -> tuple[str, ...]:
+        return get_args(cls.model_fields["kind"].annotation)
+
+    @property
+    def own(self) -> _Section:
+        """The kind's own section (`model.mlp` for the MLP)."""
+        return getattr(self, self.kind)
 
 
 class TrainConfig(_Section):
@@ -107,13 +132,19 @@ class Config(_Section):
         return self
 
     def flat(self) -> dict[str, Any]:
-        """Dotted keys (`model.latent_dim`) as MLflow params and DVC's `-S` name them."""
+        """Every key, dotted (`model.latent_dim`) as DVC's `-S` names them: params.yaml's."""
         return flatten(self.model_dump())
 
+    def effective(self) -> dict[str, Any]:
+        """flat() less the sections of the kinds not chosen: the params the result depends on,
+        as the stages log them to MLflow and the yardstick and the report compare them."""
+        unused = tuple(f"model.{k}." for k in ModelConfig.kinds() if k != self.model.kind)
+        return {k: v for k, v in self.flat().items() if not k.startswith(unused)}
+
     def params(self, keys: Iterable[str]) -> dict[str, Any]:
-        """The values of `keys` as dvc.yaml lists a stage's params: a key, or a section (all its
-        keys), by dotted key."""
-        flat, keys = self.flat(), tuple(keys)
+        """The values of `keys` as dvc.yaml lists a stage's params (a key, or a section: all its
+        keys), by dotted key, as effective() has them."""
+        flat, keys = self.effective(), tuple(keys)
         return {k: v for k, v in flat.items() if any(k == s or k.startswith(f"{s}.") for s in keys)}
 
 
@@ -308,7 +339,10 @@ def _one_line(text: str) -> str:
 
 
 def _suggestion(loc: tuple[str, ...]) -> str:
-    """A 'did you mean' hint from the keys valid at the same place in the tree."""
+    """Where a moved key went, else a 'did you mean' hint from the keys valid at the same place
+    in the tree."""
+    if (moved := MOVED.get(".".join(loc))) is not None:
+        return f": it is '{moved}' now (the kind's own section)"
     model: type[BaseModel] = Config
     for part in loc[:-1]:
         annotation = model.model_fields[part].annotation

@@ -20,14 +20,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from vae_mnist.common.config import MOVED, ModelConfig
 from vae_mnist.common.errors import ConfigError
 from vae_mnist.common.outputs import atomic_file
 
 NOISE_DIR = Path("reports/noise")  # in git beside the DVC outs: small, and shared
 KEY_VERSION = 1
-# Each param that changes results, with its baseline: the value of the classic configuration,
-# or for a param added later, the value every run before it had. A new param is listed here with
-# that value (a test holds every params.yaml key to RESULTS or NOT_RESULTS).
+# Each param that changes results, by its name in KEY_VERSION 1, with its baseline: the value
+# of the classic configuration, or for a param added later, the value every run before it had.
+# A new param is listed here with that value (a test holds every params.yaml key to RESULTS,
+# NOT_RESULTS or a model kind's own section); a renamed one keeps its old name (RENAMED).
+# A kind's own params (model.<kind>.*) change results and have no baseline: a configuration of
+# another kind never has them.
 RESULTS: dict[str, str] = {
     "floats": "native",
     "data.val_size": "5000",
@@ -44,7 +48,9 @@ RESULTS: dict[str, str] = {
     "train.early_stopping_patience": "0",
     "train.distribution": "none",
     "evaluate.iwae_samples": "100",
+    "model.kind": "mlp",
 }
+RENAMED = {new: old for old, new in MOVED.items()}  # today's name -> the key's
 NOT_RESULTS = ("seed", "mlflow.experiment_name", "mlflow.registered_model_name")
 
 
@@ -58,20 +64,22 @@ class Spread:
 
 
 def configuration(params: Mapping[str, object]) -> dict[str, str]:
-    """The params that make a configuration, as MLflow logs them (strings): RESULTS' keys, a
-    missing one read as its baseline."""
-    unknown = sorted(set(params) - set(RESULTS) - set(NOT_RESULTS))
+    """The params that make a configuration, as MLflow logs them (strings), by their names in
+    RESULTS: every baseline, overridden by what `params` says."""
+    named = {RENAMED.get(k, k): str(v) for k, v in params.items() if k not in NOT_RESULTS}
+    own = tuple(f"model.{kind}." for kind in ModelConfig.kinds())
+    unknown = sorted(k for k in named if k not in RESULTS and not k.startswith(own))
     if unknown:
         raise ConfigError(
             f"experiments/noise.py: {', '.join(unknown)} in neither RESULTS nor NOT_RESULTS: say "
             "whether it changes results (and its value before it existed)"
         )
-    return {k: str(params.get(k, baseline)) for k, baseline in RESULTS.items()}
+    return dict(sorted({**RESULTS, **named}.items()))
 
 
 def noise_file(root: Path, params: Mapping[str, object]) -> Path:
     """Where the spread of this configuration is kept: named by its differences from RESULTS."""
-    differences = {k: v for k, v in configuration(params).items() if v != RESULTS[k]}
+    differences = {k: v for k, v in configuration(params).items() if v != RESULTS.get(k)}
     text = json.dumps({"key": KEY_VERSION, "differences": differences}, sort_keys=True)
     return root / NOISE_DIR / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
 

@@ -180,7 +180,7 @@ def over_seeds(
              for name, metrics in found.items()}  # fmt: skip
     root = project_root()
     quiet_tensorflow()  # the stages' settings, which their machine fingerprint records too
-    config = with_overrides(overrides, f"recipe {recipe.name}", root / PARAMS_FILE).flat()
+    config = with_overrides(overrides, f"recipe {recipe.name}", root / PARAMS_FILE).effective()
     kept = keep_spread(root, config, tests, fingerprint(root)["id"])
     print(f"its seed-to-seed spread, the yardstick of `make report`, is kept in "
           f"{kept.path.relative_to(root)}: commit it to share it")  # fmt: skip

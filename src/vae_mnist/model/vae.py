@@ -23,6 +23,11 @@ from vae_mnist.common.config import ModelConfig
 from vae_mnist.common.mnist import IMAGE_SHAPE
 from vae_mnist.model import mlp
 
+# Each model kind (params.yaml's model.kind) and the module that builds its encoder and decoder:
+# build_encoder(config) -> images (B, 28, 28) to (z_mean, z_log_var); build_decoder(config) ->
+# codes (B, latent_dim) to logits (B, 28, 28, 1). Everything downstream reads the built layers.
+KINDS = {"mlp": mlp}
+
 
 def reconstruction_nats(x, logits):
     """-log p(x|z) per image: sigmoid cross-entropy summed over pixels; x and logits (B, ...)."""
@@ -152,10 +157,24 @@ class VAE(keras.Model):
 
 
 def build_vae(config: ModelConfig, dynamic_binarization: bool, seed: int) -> VAE:
-    encoder, decoder = mlp.build_encoder(config), mlp.build_decoder(config)
+    kind = KINDS[config.kind]
+    encoder, decoder = kind.build_encoder(config), kind.build_decoder(config)
     vae = VAE(encoder, decoder, dynamic_binarization, seed, name="vae")
     vae.build((None, *IMAGE_SHAPE))
     return vae
+
+
+def describe(vae: VAE, kind: str) -> str:
+    """The network as its model card names it, read off the built layers whatever the kind:
+    each layer's name and output shape, encoder then decoder."""
+
+    def chain(network: keras.Model) -> str:
+        return ", ".join(
+            f"{layer.name} {'x'.join(str(d) for d in layer.output.shape[1:])}"
+            for layer in network.layers
+        )
+
+    return f"{kind}: encoder {chain(vae.encoder)}; decoder {chain(vae.decoder)}"
 
 
 def inference_model(vae: VAE) -> keras.Model:

@@ -11,6 +11,7 @@ from vae_mnist.common.outputs import atomic_directory, file_sha256
 from vae_mnist.common.pipeline import TRAIN as TRAIN_STAGE
 from vae_mnist.common.quantities import TRAIN, VAL
 from vae_mnist.data.arrays import array_digest, load_split, split_files
+from vae_mnist.model.vae import describe
 from vae_mnist.tracking.models import EpochMetrics, log_model
 from vae_mnist.tracking.runs import log_dataset, stage_run
 from vae_mnist.training import distribution
@@ -36,7 +37,7 @@ def train(
     digests = {split: array_digest(images, labels) for split, (images, labels) in splits.items()}
     with distribution.peers_answering(topology), contextlib.ExitStack() as chief_only:
         distribution.check_agreement(topology, distribution.fingerprint(flat, digests))
-        params = {**flat, **topology.record()}
+        params = {**config.effective(), **topology.record()}  # the kind's own section only
         callbacks, save_to = [], None  # the other workers train beside the chief: no files, no run
         if topology.chief:
             chief_only.enter_context(stage_run(TRAIN_STAGE, config.mlflow.experiment_name, params))
@@ -69,5 +70,6 @@ def train(
             trained.summary,
             datasets,
             config.mlflow.registered_model_name,
+            describe(trained.model, config.model.kind),
         )
     return trained.summary

@@ -18,9 +18,10 @@ TEST_HEADING = "### Test results"
 def model_description(model_name: str) -> str:
     """What every version of the registered model is, and how to use one."""
     return f"""\
-Variational autoencoder on MNIST (Keras 3), trained by the vae-mnist DVC pipeline: an MLP encoder
-to a small latent space and a mirrored decoder, trained on the negative ELBO (binary
-cross-entropy over 784 pixels + KL, in nats per image).
+Variational autoencoder on MNIST (Keras 3), trained by the vae-mnist DVC pipeline: an encoder to
+a small latent space and a decoder back, of the kind params.yaml's `model.kind` names (each
+version's card gives its network), trained on the negative ELBO (binary cross-entropy over 784
+pixels + KL, in nats per image).
 
 Each version is one training run; its description is its model card (data, params, validation
 and test numbers, figures). The alias `{names.CHAMPION}` points at the version with the lowest
@@ -42,11 +43,14 @@ def version_card(
     summary: Mapping[str, float],
     digest: str,
     machine: Mapping[str, Any],
+    network: str,
 ) -> str:
-    """A version's card as the train stage knows it: where it came from, on what machine, and
-    how it validated."""
+    """A version's card as the train stage knows it: its network, where it came from, on what
+    machine, and how it validated."""
     lines = [
         f"**{model_name} v{version}**, trained by run `{run_id}`.",
+        "",
+        f"Network ({network.split(':')[0]}): {network.split(': ', 1)[-1]}.",
         "",
         "Data (MLflow dataset digests): "
         + ", ".join(f"`{names.dataset_name(split)}` {d}" for split, d in data.items()),

@@ -75,6 +75,7 @@ def log_model(
     summary: Mapping[str, float],
     datasets: Mapping[str, mlflow.data.Dataset],
     registered_name: str,
+    network: str,
 ) -> str:
     """Log the served model to the active run, with the checkpoint it was built from, and
     register it as a new version of `registered_name` (of its candidates model where the store is
@@ -119,7 +120,9 @@ def log_model(
         client.update_registered_model(target, cards.model_description(target))
     run_id = mlflow.active_run().info.run_id
     data = {split: dataset.digest for split, dataset in datasets.items()}
-    card = cards.version_card(target, version, run_id, params, data, summary, digest, machine)
+    card = cards.version_card(
+        target, version, run_id, params, data, summary, digest, machine, network
+    )
     client.update_model_version(target, version, card)
     mlflow.set_tag(names.REGISTERED_VERSION, version)
     return version

@@ -210,7 +210,8 @@ def params_of(files: Files, label: str, notes: list[str] | None = None) -> dict[
         (Path(folder) / PARAMS_FILE).write_bytes(text)
         try:
             return {
-                k: str(v) for k, v in sorted(load_config(Path(folder) / PARAMS_FILE).flat().items())
+                k: str(v)
+                for k, v in sorted(load_config(Path(folder) / PARAMS_FILE).effective().items())
             }
         except ConfigError as error:
             said = str(error).replace(folder + "/", "")
