@@ -112,7 +112,8 @@ class Config(_Section):
     seed: Annotated[Int, Field(ge=0, le=2**32 - 1)]
     floats: Literal["native", "portable"]
     """native: TensorFlow's kernels as this CPU runs them fastest; portable: the same bytes on
-    every x86-64 CPU with AVX2 (tensorflow_env.PORTABLE says how; the README what it costs)."""
+    every x86-64 CPU with AVX2 (tensorflow_env.PORTABLE says how; docs/experiments.md, "Across
+    machines", what it costs)."""
     data: DataConfig
     model: ModelConfig
     train: TrainConfig

@@ -12,7 +12,7 @@ SETTINGS = {
     # before its logging is set up: an INFO line and an absl WARNING on every start, which no log
     # level silences. Off, every CPU kind runs the same kernels (on, evaluate's figures and
     # latent means came out other bytes); the trained model's bytes and training time were the
-    # same either way; the IWAE bound took a fifth longer (README, "Evaluation": the measurement).
+    # same either way; the IWAE bound took a fifth longer (docs/performance.md: the measurement).
     "TF_ENABLE_ONEDNN_OPTS": "0",
 }
 

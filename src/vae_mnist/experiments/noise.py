@@ -5,7 +5,7 @@ MLflow names. Its spread is measured once (by `make reproduce`,
 which trains more seeds of a version it could not rebuild bit for bit, or by `make recipe R=<name>
 SEEDS=3`) and kept in reports/noise/<digest of its differences>.json, in git, so that everyone
 compares against the same measurement: the reproduce verdict, the comparison report and the
-README's results. Nothing here assumes a spread that was not measured.
+results table (docs/results.md). Nothing here assumes a spread that was not measured.
 
 A file is named by the configuration's differences from RESULTS' baseline values, so a param
 added later with the value every earlier run had (its default) leaves every kept spread found,

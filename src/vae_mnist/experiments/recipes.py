@@ -1,4 +1,4 @@
-"""Recipes: named sets of params.yaml overrides, each one row of the README's results table.
+"""Recipes: named sets of params.yaml overrides, each a row of the results (docs/results.md).
 
 Data, not code: recipes.yaml lists them; `make recipe R=<name>` runs one as the DVC experiment
 `<name>` (`dvc exp run -n <name> -S key=value ...`), so that `dvc exp show`, the MLflow runs

@@ -4,7 +4,7 @@ on 127.0.0.1, wired by TF_CONFIG, as `torchrun` does for PyTorch.
 `train.distribution: multi_worker` without TF_CONFIG starts them (VAE_MNIST_WORKERS, default 2):
 each worker reruns the stage's command line with its own TF_CONFIG, and only the chief writes
 the model, the history and the MLflow run. On real hosts TF_CONFIG is set on each, by hand or by
-the cluster manager, and nothing is started here (README: Scaling out).
+the cluster manager, and nothing is started here (docs/distributed.md).
 """
 
 from __future__ import annotations
