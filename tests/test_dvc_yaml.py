@@ -64,5 +64,6 @@ def test_mlflow_names_never_rerun_a_stage() -> None:
 
 
 def test_the_stage_names_code_runs_them_by_are_dvc_yaml_s() -> None:
-    assert list(STAGES) == [DOWNLOAD, PREPROCESS, TRAIN, EVALUATE]
+    named = [DOWNLOAD, PREPROCESS, TRAIN, EVALUATE]  # in this order; other stages may join
+    assert [stage for stage in STAGES if stage in named] == named
     assert list(computed(REPO)) == list(STAGES)[1:]  # every stage after the download

@@ -17,11 +17,12 @@ from typing import Any
 import yaml
 
 from vae_mnist.common.config import set_dotted
+from vae_mnist.common.pipeline import stages
 
 from .conftest import REPO
 
 BIN = Path(sys.executable).parent
-STAGES = ["download", "preprocess", "train", "evaluate"]
+STAGES = list(stages(REPO))  # dvc.yaml's, in order
 # The real params.yaml, shrunk for the end-to-end tests: one epoch, a two-sample bound.
 SHRUNK = {"train.epochs": 1, "evaluate.iwae_samples": 2}
 OUTS = ["data/raw", "data/processed", "models/vae.keras", "reports/training",
