@@ -70,8 +70,8 @@ PYTEST := python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) 
 test: env ## run the whole test suite (end-to-end tests need MNIST_MIRROR or internet)
 	$(PYTEST)
 
-test-fast: env ## the unit tests only (no end-to-end run, team stack, browser or fresh TensorFlow)
-	$(PYTEST) -m "not e2e and not stack and not browser and not processes"
+test-fast: env ## the unit tests only (tests/unit: no end-to-end run, team stack, browser or fresh process)
+	$(PYTEST) tests/unit
 
 lint: env ## ruff (lint, format), the layers' import rules, dvc.yaml's code deps against the imports
 	ruff check .

@@ -42,6 +42,12 @@ def stages(root: Path | None = None) -> dict[str, dict]:
     return _stages(path.resolve())
 
 
+def own_name(module: str) -> str:
+    """A stage module's stage, which is its module's name (`vae_mnist.stages.train` -> train):
+    a new stage names itself, with no constant here (these are for code outside a stage)."""
+    return module.rsplit(".", 1)[-1]
+
+
 def stage_params(stage: str, root: Path | None = None) -> tuple[str, ...]:
     """The params.yaml keys the stage reads, as dvc.yaml lists them (a section: all its keys)."""
     return tuple(str(key) for key in stages(root)[stage].get("params", []))

@@ -13,12 +13,12 @@ from vae_mnist.common import history
 from vae_mnist.common.config import Config
 from vae_mnist.common.outputs import atomic_directory, file_sha256, json_text
 from vae_mnist.common.pipeline import (
-    EVALUATE,
     FIGURES_DIR,
     LATENT,
     LATENT_FILES,
     METRICS_FILE,
     PER_DIGIT_FILE,
+    own_name,
     stage_params,
 )
 from vae_mnist.common.quantities import TEST, metric
@@ -36,6 +36,8 @@ from vae_mnist.model.vae import VAE
 from vae_mnist.tracking import registry
 from vae_mnist.tracking.runs import log_dataset, stage_run
 
+STAGE = own_name(__name__)
+
 
 def evaluate(
     config: Config, model_path: Path, processed_dir: Path, history_dir: Path, out_dir: Path
@@ -47,9 +49,9 @@ def evaluate(
     check_fits(k, vae.decoder)  # before any work: the model's layers say what k costs
     grey, labels = load_split(processed_dir, TEST)
     images, which = binarized_test_images(grey, config.data.binarize, config.seed)
-    params = config.params(stage_params(EVALUATE))
+    params = config.params(stage_params(STAGE))
     digest = file_sha256(model_path)
-    with stage_run(EVALUATE, config.mlflow.experiment_name, params):
+    with stage_run(STAGE, config.mlflow.experiment_name, params):
         train_run, model_id = registry.training_run(digest), registry.logged_model(digest)
         source = split_files(processed_dir, TEST)[0]
         test_data = log_dataset(TEST, grey, labels, source, array_digest(grey, labels), model_id)

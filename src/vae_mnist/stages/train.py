@@ -8,7 +8,7 @@ from pathlib import Path
 
 from vae_mnist.common.config import Config
 from vae_mnist.common.outputs import atomic_directory, file_sha256
-from vae_mnist.common.pipeline import TRAIN as TRAIN_STAGE
+from vae_mnist.common.pipeline import own_name
 from vae_mnist.common.quantities import TRAIN, VAL
 from vae_mnist.data.arrays import array_digest, load_split, split_files
 from vae_mnist.model.vae import describe
@@ -18,6 +18,8 @@ from vae_mnist.training import distribution
 from vae_mnist.training.callbacks import EpochLog
 from vae_mnist.training.fit import fit_vae
 from vae_mnist.training.trials import pruning_callbacks
+
+STAGE = own_name(__name__)
 
 SERVING_EXAMPLE = 8  # validation images that give the registered model its signature
 
@@ -40,7 +42,7 @@ def train(
         params = {**config.effective(), **topology.record()}  # the kind's own section only
         callbacks, save_to = [], None  # the other workers train beside the chief: no files, no run
         if topology.chief:
-            chief_only.enter_context(stage_run(TRAIN_STAGE, config.mlflow.experiment_name, params))
+            chief_only.enter_context(stage_run(STAGE, config.mlflow.experiment_name, params))
             datasets = {
                 split: log_dataset(
                     split, images, labels, split_files(processed_dir, split)[0], digests[split]

@@ -130,7 +130,8 @@ def compile_vae(config: Config, steps_per_epoch: int) -> VAE:
     model.compile(optimizer=keras.optimizers.Adam(rate), steps_per_execution=STEPS_PER_EXECUTION)
     # Keras turns XLA off whenever op determinism is on, for the sake of GPU kernels, and both
     # public ways in (`compile(jit_compile=True)` and the `jit_compile` setter) refuse it then;
-    # XLA on the CPU is deterministic (tests/test_training.py trains twice, compares weights).
+    # XLA on the CPU is deterministic (tests/unit/training/test_training.py trains twice and
+    # compares the weights).
     model._jit_compile = JIT_COMPILE
     return model
 

@@ -7,7 +7,7 @@ process's start time: a PID is only signalled while both still match.
 
 Why not supervisord (or mirakuru): a supervisor knows the PIDs it forked, and `down` must also
 stop what a dead leader left behind: the mlflow server's uvicorn worker outlives a killed server
-and keeps serving on its port (tests/test_stack.py kills one), so the marker scan below would
+and keeps serving on its port (tests/stack/test_stack.py kills one), so the marker scan below would
 stay either way. And the restart a supervisor adds is not wanted here: a crashed PostgreSQL or
 Ceph OSD of this throwaway stack is a fault for `make stack-status` to show and `make stack-up`
 to rebuild, and a restarted mlflow server would loop on the port its orphaned worker holds.

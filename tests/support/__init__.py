@@ -1,0 +1,2 @@
+"""What the tests share: helpers (these modules) and fixtures (plugins/, which conftest.py
+loads)."""
