@@ -1,6 +1,4 @@
-"""The documentation: the site builds strict (a broken link fails it), every `make` target and every
-param is documented on some page, every README link resolves, the blocks marked runnable run on
-the shrunk pipeline, and the built site shows its navigation and pictures in Chromium."""
+"""The documentation site in Chromium: its navigation and pictures as a reader sees them."""
 
 from __future__ import annotations
 

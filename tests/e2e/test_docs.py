@@ -1,6 +1,5 @@
-"""The documentation: the site builds strict (a broken link fails it), every `make` target and every
-param is documented on some page, every README link resolves, the blocks marked runnable run on
-the shrunk pipeline, and the built site shows its navigation and pictures in Chromium."""
+"""The pages' runnable blocks run, as a user types them, on the shrunk pipeline. The site's
+other checks: tests/unit/project/test_docs.py."""
 
 from __future__ import annotations
 

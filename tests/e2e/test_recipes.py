@@ -1,5 +1,6 @@
-"""Recipes: each one a valid set of params.yaml overrides, run as a named DVC experiment, and a
-row of the README's results table; a broken recipe is one line naming it."""
+"""Recipes run for real as DVC experiments on the shrunk pipeline: on HEAD's params whatever the
+workspace holds, one after another, and over seeds with their spread kept. Reading recipes:
+tests/unit/experiments/test_recipes.py."""
 
 from __future__ import annotations
 

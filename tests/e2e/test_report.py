@@ -1,8 +1,6 @@
-"""The comparison report: what it judges (unit tests on constructed sides), and `make report`'s
-command on two tiny versions that the real pipeline trained: the params that changed, the verdicts
-against a constructed spread, the sides' own figures and DVCLive values, a registered version
-against an experiment, the page in Chromium, the Markdown through a CommonMark parser, and one
-line with exit 2 for each side it cannot read."""
+"""`make report` on versions the real (shrunk) pipeline trained: the params that changed, the
+verdicts against seed noise, the figures side by side, revisions and experiments as sides.
+What it judges, on constructed sides: tests/unit/experiments/test_report.py."""
 
 from __future__ import annotations
 

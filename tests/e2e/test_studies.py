@@ -1,6 +1,6 @@
-"""`make sweep`: an Optuna study whose trials are DVC experiments of the real pipeline (shrunk),
-on the default sqlite study and on the team stack's PostgreSQL; pruning, interruption and
-resumption as a user meets them."""
+"""`make sweep` on the shrunk pipeline with the default sqlite study: trials as DVC experiments,
+pruning, an interrupted worker, the best trial as a recipe. On the team stack's PostgreSQL:
+tests/stack/test_studies.py; the study's parts: tests/unit/experiments/test_studies.py."""
 
 from __future__ import annotations
 

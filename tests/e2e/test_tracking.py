@@ -1,4 +1,5 @@
-"""Where runs go and what they carry: the default store, a real MLflow server, a dead one."""
+"""A stage logs to a real `mlflow server` started on 127.0.0.1 (and stopped by PID). The store
+in process: tests/unit/tracking/test_tracking.py."""
 
 from __future__ import annotations
 

@@ -1,10 +1,7 @@
-"""train.distribution: mirrored replicas and multi-worker runs compute the one-device training,
-each worker agrees, only the chief writes and logs, and a lost worker stops the run cleanly.
-
-The numeric tests run tests/support/distribution_probe.py in fresh processes (tf.distribute
-fixes the devices and the cluster when TensorFlow starts; tests/processes/); the stage tests run
-pipeline/train.py as DVC does, on a tiny processed dataset and a real sqlite MLflow store.
-"""
+"""train.distribution in fresh processes (tf.distribute fixes the devices and the cluster when
+TensorFlow starts): mirrored replicas and worker processes against one device, through
+tests/support/distribution_probe.py, and pipeline/train.py's chief-only writes, disagreeing and
+dying workers. The in-process parts: tests/unit/training/test_distribution.py."""
 
 from __future__ import annotations
 

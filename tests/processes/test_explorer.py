@@ -1,6 +1,6 @@
-"""The explorer's endpoints, against real registered versions: two tiny models trained and
-evaluated by the stages on synthetic data in a temporary sqlite store (v1 with a 2-d latent
-space, v2 with a 3-d one, shown on its PCA plane)."""
+"""`vae-mnist explore` as a user starts it, on two tiny registered versions: it serves its page
+and reports errors in the terminal too; no store, or one that does not answer, is one line. The
+endpoints in process: tests/unit/apps/test_explorer.py."""
 
 from __future__ import annotations
 

@@ -1,14 +1,10 @@
-"""Faults injected under one stage at a time, on tiny synthetic data and a real sqlite store: a
-signal, a locked or unwritable store, a full disk, a damaged out. Each ends in one line on stderr
-(or, for a short lock, in success) and leaves no half-written out and no MLflow run RUNNING.
-
-The same faults under a real `dvc repro`, on real MNIST: tests/e2e/test_interrupts.py.
-"""
+"""Faults injected under one stage at a time, each in its real script: a signal, a locked or
+unwritable store, a full disk, a damaged out; each ends in one line on stderr and leaves no
+partial out. The same under a real `dvc repro`: tests/e2e/test_interrupts.py."""
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -28,6 +24,7 @@ from tests.support.faults import (
     runs_of,
 )
 from tests.support.paths import REPO
+from tests.support.scripts import one_error_line, printed, run_script, stage_env
 from vae_mnist.common.config import Config
 from vae_mnist.common.errors import TrackingError
 from vae_mnist.common.pipeline import PIPELINE_FILE
@@ -48,33 +45,6 @@ def stage_dir(tmp_path: Path, config: Config) -> Path:
     tree = override(config, SMALL).model_dump(mode="json")
     (folder / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
     return folder
-
-
-def stage_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
-    return {**env, "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
-
-
-def run_script(
-    folder: Path, script: str, *args: str, **env: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "python"), str(REPO / "pipeline" / script), *args],
-        cwd=folder, env=stage_env(**env), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-
-
-def printed(stderr: str) -> list[str]:
-    """What a stage printed on stderr beyond MLflow's INFO lines (creating a new store's tables)."""
-    return [line for line in stderr.splitlines() if not re.match(r"[\d/]+ [\d:]+ INFO ", line)]
-
-
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The single line a failed stage prints: nothing else on stderr, no traceback."""
-    assert result.returncode != 0, result.stdout + result.stderr
-    lines = printed(result.stderr)
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -1,14 +1,11 @@
-"""Tests of evaluation/memory.py: what evaluate.iwae_samples costs, read from the built decoder's
-layers (whatever the model kind), and the one line a k that does not fit gets, from the real
-evaluate script, before any work."""
+"""The real evaluate script refuses an evaluate.iwae_samples that would not fit, before any
+work. The estimate itself: tests/unit/evaluation/test_memory.py."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.support.memory import decoder
 from tests.support.paths import REPO
+from tests.support.scripts import one_error_line, run_script
 from vae_mnist.common.config import Config
 from vae_mnist.model.files import save_vae
 
@@ -30,17 +27,13 @@ def test_the_evaluate_script_refuses_such_a_k_before_any_work(
     model = tmp_path / "vae.keras"
     save_vae(decoder(config, hidden_units=[8192, 2048], latent_dim=512), model)
     before = sorted(p.name for p in tmp_path.iterdir())
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-
-    result = subprocess.run(
-        [sys.executable, str(REPO / "pipeline" / "evaluate.py"), str(model), "processed",
-         "history", "evaluation"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+    result = run_script(
+        tmp_path, "evaluate.py", str(model), "processed", "history", "evaluation",
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
     )  # fmt: skip
 
     assert result.returncode == 2, result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: params.yaml: evaluate.iwae_samples = 100000 is not allowed")
-    assert "11264 floats" in lines[0]
+    line = one_error_line(result)
+    assert line.startswith("error: params.yaml: evaluate.iwae_samples = 100000 is not allowed")
+    assert "11264 floats" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no outs, no mlflow.db

@@ -1,7 +1,5 @@
-"""Tests of data/mirrors.py: MNIST_MIRROR, every value a user may set, and credentials in it.
-
-Every value in `mirrors_from_env()` and through the download stage's CLI; credentials in a
-mirror URL are used, and never shown or logged."""
+"""MNIST_MIRROR through the real download script: a user's value and its credentials, never
+printed. The mirrors in process: tests/unit/data/test_mirrors.py."""
 
 from __future__ import annotations
 

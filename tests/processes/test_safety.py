@@ -1,5 +1,5 @@
-"""What a stage must never do with what it is given: unpickle a file, copy a secret from the
-environment into MLflow, or listen beyond this machine by default."""
+"""`make ui`, started for real, listens on this machine only. The rest of what a stage must never
+do: tests/unit/stages/test_safety.py."""
 
 from __future__ import annotations
 

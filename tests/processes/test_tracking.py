@@ -1,4 +1,5 @@
-"""Where runs go and what they carry: the default store, a real MLflow server, a dead one."""
+"""Stages in processes of their own share a fresh sqlite store (its schema made once). The store
+in process: tests/unit/tracking/test_tracking.py."""
 
 from __future__ import annotations
 

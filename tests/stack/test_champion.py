@@ -1,8 +1,5 @@
-"""Tests of champion.py: the champion rule on plain scores, then the `champion` alias in MLflow.
-
-First the rule on its own (which score wins: plain scores in, a version out, no MLflow); then
-lineage by model digest and the alias it moves, against a real sqlite MLflow store (and once
-against the team stack's server)."""
+"""The champion rule under a race on the team stack's server: two evaluations at once leave one
+`champion`. The rule and the alias: tests/unit/tracking/test_champion.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""`make sweep`: an Optuna study whose trials are DVC experiments of the real pipeline (shrunk),
-on the default sqlite study and on the team stack's PostgreSQL; pruning, interruption and
-resumption as a user meets them."""
+"""`make sweep` on the team stack's PostgreSQL: two clones sharing one study. On sqlite:
+tests/e2e/test_studies.py."""
 
 from __future__ import annotations
 

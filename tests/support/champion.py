@@ -1,4 +1,5 @@
-"""What test_champion's tests of several kinds share."""
+"""A tiny registry for the champion tests: a training run with a registered version and its
+evaluation, and the figures folder an evaluation logs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""What test_docs's tests of several kinds share."""
+"""The documentation site built once, and the pages' runnable blocks: what the site's tests,
+in process, on the pipeline and in Chromium, share."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""What test_explorer's tests of several kinds share."""
+"""Two tiny versions, trained and evaluated by the stages on synthetic data in a sqlite store:
+what the explorer's tests, in process and in fresh processes, run against."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What test_faults's tests of several kinds share."""
+"""The faults tests' synthetic processed data and their reading of a store's runs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What test_memory's tests of several kinds share."""
+"""A built VAE of the MLP kind at given widths: the decoder whose layers the memory check reads."""
 
 from tests.support.configs import override
 from vae_mnist.common.config import Config

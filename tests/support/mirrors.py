@@ -1,4 +1,4 @@
-"""What test_mirrors's tests of several kinds share."""
+"""A mirror URL's credentials, which no output may show."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What test_recipes's tests of several kinds share."""
+"""Hypothesis' values for the recipes' param overrides."""
 
 from __future__ import annotations
 

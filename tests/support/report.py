@@ -1,4 +1,5 @@
-"""What test_report's tests of several kinds share."""
+"""Sides of a comparison made by hand, and `make report` run on the shrunk pipeline's versions:
+what the report's tests, on constructed sides, on the pipeline and in Chromium, share."""
 
 from __future__ import annotations
 

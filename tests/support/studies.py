@@ -1,4 +1,4 @@
-"""What test_studies's tests of several kinds share."""
+"""A tiny sweep, and the study's runs and experiments as its tests read them."""
 
 from __future__ import annotations
 
