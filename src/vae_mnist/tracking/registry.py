@@ -49,7 +49,9 @@ def training_run(model_sha256: str) -> str | None:
         print(
             f"note: no training run in {shown_uri()} has {names.MODEL_DIGEST} "
             f"{model_sha256[:12]}; this evaluate run stands alone (no test metrics on a "
-            "training run, no champion)"
+            "training run, no champion). A model file pulled from a remote into this store has "
+            "none; a stage after train that rewrites the model must log it as train does "
+            "(tracking.models.log_model)"
         )
         mlflow.set_tag(names.TRAIN_RUN, names.NONE)
         return None
