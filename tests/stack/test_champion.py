@@ -25,7 +25,7 @@ EVALUATE_AT_ONCE = """
 import sys, time
 from pathlib import Path
 from vae_mnist.tracking.runs import stage_run
-from tests.test_champion import link
+from tests.support.champion import link
 go, sha, score, figures = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3]), Path(sys.argv[4])
 with stage_run("evaluate", "lineage"):
     (go.parent / f"ready-{sha}").touch()

@@ -8,6 +8,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from vae_mnist.tracking import registry
 from vae_mnist.tracking.names import MODEL_DIGEST
 from vae_mnist.tracking.runs import stage_run
 
@@ -34,3 +35,11 @@ def figures(tmp_path: Path) -> Path:
 
 def champion(client: mlflow.MlflowClient, model: str = MODEL) -> str:
     return str(client.get_model_version_by_alias(model, "champion").version)
+
+
+def link(model: str, sha: str, metrics: dict[str, float], figures: Path) -> None:
+    """What the evaluate stage does in its run once its metrics and figures are written."""
+    if train_run := registry.training_run(sha):
+        registry.share_with_training_run(train_run, metrics, [figures])
+        if version := registry.registered_version(model, train_run):
+            registry.elect_champion(model, version, metrics["test/neg_elbo"])

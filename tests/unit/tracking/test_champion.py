@@ -16,20 +16,13 @@ from hypothesis import strategies as st
 from tests.support.champion import (
     MODEL,
     champion,
+    link,
     train_and_register,
 )
 from vae_mnist.common.errors import TrackingError
 from vae_mnist.tracking import governance, registry
 from vae_mnist.tracking.champion import ALREADY, KEPT, PROMOTED, beats, best, decision
 from vae_mnist.tracking.runs import stage_run
-
-
-def link(model: str, sha: str, metrics: dict[str, float], figures: Path) -> None:
-    """What the evaluate stage does in its run once its metrics and figures are written."""
-    if train_run := registry.training_run(sha):
-        registry.share_with_training_run(train_run, metrics, [figures])
-        if version := registry.registered_version(model, train_run):
-            registry.elect_champion(model, version, metrics["test/neg_elbo"])
 
 
 def evaluate(sha: str, neg_elbo: float, figures: Path) -> dict[str, str]:
