@@ -33,7 +33,7 @@ MARKED_FOLDERS = ("processes", "e2e", "stack", "browser")
 # Started once per session and tens of seconds to start, and not shared between processes: under
 # pytest-xdist (`--dist loadgroup`) every test that uses one runs in the same worker. (The built
 # pipeline is shared through its folder: see built_pipeline.)
-SHARED_BUILDS = ("team_stack",)
+SHARED_BUILDS = ("team_stack", "compared")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups

@@ -26,10 +26,11 @@ def _inline(tokens):
         yield from token.children or []
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def compared(built_pipeline: Repo, tmp_path_factory: pytest.TempPathFactory) -> Repo:
     """The built pipeline (HEAD, registered as v1) and the experiment `faster` (v2), applied in
-    the workspace as `dvc exp run` leaves it."""
+    the workspace as `dvc exp run` leaves it. Once a session: the e2e and the browser tests of
+    the report read it (in one pytest-xdist worker: conftest.SHARED_BUILDS)."""
     repo = built_pipeline.copy(tmp_path_factory.mktemp("report") / "repo")
     repo.dvc("exp", "run", "-n", EXPERIMENT, "-S", "train.learning_rate=0.003")
     repo.printed = report(repo).stdout  # `make report`: the workspace against HEAD
